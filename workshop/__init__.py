@@ -1,0 +1,1 @@
+"""The workshop harness: real services, real nodes, checks and the `workshop` CLI."""

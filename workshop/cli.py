@@ -1,0 +1,244 @@
+"""The `workshop` command: list, start, demo, check, hint, solve, reset, verify, doctor."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import sys
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workshop import progress
+from workshop.checking import run_checks, verify_lab
+from workshop.curriculum import Lab, UnknownLab, all_labs, find_lab
+from workshop.layers import StarterUnavailable, lab_files_dir, starter_text
+from workshop.paths import BACKUPS_DIR
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+errors = Console(stderr=True)
+
+LAB_ARG = typer.Argument(..., help="lab number, e.g. 01")
+SOLUTION_OPT = typer.Option(False, "--solution", help="use the reference solution instead of your files")
+
+
+def resolve_lab(name: str) -> Lab:
+    try:
+        return find_lab(name)
+    except UnknownLab as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def variant_of(solution: bool) -> str:
+    return "solution" if solution else "learner"
+
+
+@app.command("list")
+def list_labs() -> None:
+    """Labs and their steps, with your progress."""
+    data = progress.load()
+    table = Table(title="Workshop labs")
+    for column in ("lab", "step", "title", "status"):
+        table.add_column(column)
+    marks = {"passed": "[green]passed[/green]", "failed": "[red]failed[/red]", "not run": "[dim]not run[/dim]"}
+    for lab in all_labs():
+        table.add_row(f"[bold]{lab.code}[/bold]", "", f"[bold]{lab.title}[/bold] ({lab.minutes} min)", "")
+        for number, step in enumerate(lab.steps, start=1):
+            status = "observe: " + step.demo if step.observe else marks.get(
+                progress.step_status(data, lab, step.id), progress.step_status(data, lab, step.id)
+            )
+            table.add_row("", f"{number}. {step.id}", step.title, status)
+    console.print(table)
+
+
+@app.command()
+def start(
+    lab_name: str = LAB_ARG,
+    nodes: int = typer.Option(2, "--nodes", min=1, max=8, help="cms nodes behind the load balancer"),
+    solution: bool = SOLUTION_OPT,
+) -> None:
+    """Run the lab's topology and print its URLs; Ctrl-C stops every process."""
+    from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+    from workshop.topology import Cluster
+
+    lab = resolve_lab(lab_name)
+    raise_keyboard_interrupt_on_sigterm()
+    cluster = Cluster(lab, files_dir=lab_files_dir(lab, variant_of(solution)), nodes=nodes)
+    try:
+        with console.status(f"starting lab {lab.code} with {nodes} node(s)..."):
+            cluster.start()
+        table = Table(title=f"Lab {lab.code}: {lab.title} ({variant_of(solution)} files)")
+        for column in ("process", "address", "log"):
+            table.add_column(column)
+        for row in cluster.describe():
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"Open [bold]{cluster.url}[/bold] and log in as alice / workshop (acme) or carol / workshop (globex).")
+        console.print("Press Ctrl-C to stop everything.")
+        while True:
+            time.sleep(1)
+    except ServiceFailed as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        started = time.monotonic()
+        cluster.stop()
+    console.print(f"stopped every process in {time.monotonic() - started:.1f} s")
+
+
+@app.command()
+def demo(lab_name: str = LAB_ARG, solution: bool = SOLUTION_OPT) -> None:
+    """Reproduce the lab's failure (the evidence of its observe step)."""
+    import importlib
+
+    lab = resolve_lab(lab_name)
+    scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
+    scenario.demo(lab, lab_files_dir(lab, variant_of(solution)), console)
+
+
+@app.command()
+def check(
+    lab_name: str = LAB_ARG,
+    solution: bool = SOLUTION_OPT,
+    step: str = typer.Option(None, "--step", help="check only this step"),
+) -> None:
+    """Run the lab's checks against your files; exit 0 only if all pass."""
+    lab = resolve_lab(lab_name)
+    select = None
+    if step:
+        try:
+            chosen = lab.step(step)
+        except KeyError as exc:
+            errors.print(f"[red]error:[/red] {exc.args[0]}; steps: {', '.join(s.id for s in lab.steps)}")
+            raise typer.Exit(2) from None
+        if not chosen.check:
+            errors.print(f"step {step!r} only reproduces the failure: run `{chosen.demo}`")
+            raise typer.Exit(2)
+        select = [chosen.check]
+    result = run_checks(lab, lab_files_dir(lab, variant_of(solution)), select=select)
+    if not solution:
+        progress.record_results(lab, result.outcomes)
+    table = Table(title=f"Lab {lab.code} checks ({variant_of(solution)} files)")
+    for column in ("step", "check", "result"):
+        table.add_column(column)
+    for item in lab.checked_steps:
+        outcome = result.step_outcome(item.check_name)
+        colour = {"passed": "green", "failed": "red"}.get(outcome, "dim")
+        table.add_row(item.id, item.check_name, f"[{colour}]{outcome}[/{colour}]")
+    console.print(table)
+    if result.returncode != 0:
+        console.print(f"Stuck? [bold]workshop hint {lab.code}[/bold] shows the next hint.")
+    raise typer.Exit(0 if result.returncode == 0 else 1)
+
+
+@app.command()
+def hint(
+    lab_name: str = LAB_ARG,
+    step: str = typer.Option(None, "--step", help="a hint for this step (default: the first unfinished one)"),
+) -> None:
+    """The next hint for the step you are on, one at a time."""
+    lab = resolve_lab(lab_name)
+    step_id = step or progress.current_step_id(progress.load(), lab)
+    try:
+        chosen = lab.step(step_id)
+    except KeyError as exc:
+        errors.print(f"[red]error:[/red] {exc.args[0]}; steps: {', '.join(s.id for s in lab.steps)}")
+        raise typer.Exit(2) from None
+    number, text = progress.next_hint(lab, step_id)
+    console.print(f"[bold]Lab {lab.code}, step {chosen.id}[/bold] ({chosen.title})")
+    console.print(f"Hint {number} of {len(chosen.hints)}: {text}")
+
+
+def _replace_files(lab: Lab, target: str, yes: bool) -> None:
+    """Show the diff from the learner's files to the target's, ask, back up, copy."""
+    texts: dict[str, str] = {}
+    for name in lab.edit:
+        texts[name] = (lab.solution_path / name).read_text() if target == "solution" else starter_text(lab, name)
+    diff = []
+    for name, new in texts.items():
+        current = lab.path / name
+        old = current.read_text() if current.exists() else ""
+        diff += difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"yours/{name}", f"{target}/{name}"
+        )
+    if not diff:
+        console.print(f"Your files already match the {target}; nothing to do.")
+        return
+    console.print("".join(diff), markup=False, highlight=False)
+    if not yes and not typer.confirm(f"Replace your files in {lab.path.name}/ with the {target}?", default=False):
+        console.print("Nothing changed.")
+        raise typer.Exit(1)
+    backup = BACKUPS_DIR / f"{lab.slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for name, new in texts.items():
+        current = lab.path / name
+        if current.exists():
+            (backup / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(current, backup / name)
+        current.parent.mkdir(parents=True, exist_ok=True)
+        current.write_text(new)
+    console.print(f"Done. Your previous files are in {backup}")
+
+
+@app.command()
+def solve(lab_name: str = LAB_ARG, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
+    """Show the diff to the solution, back up your files, then copy the solution in."""
+    _replace_files(resolve_lab(lab_name), "solution", yes)
+
+
+@app.command()
+def reset(lab_name: str = LAB_ARG, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
+    """Show the diff to the starter files, back up your files, then restore the starter."""
+    lab = resolve_lab(lab_name)
+    try:
+        _replace_files(lab, "starter", yes)
+    except StarterUnavailable as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def verify(lab_name: str = typer.Argument(None, help="one lab (default: all)")) -> None:
+    """The curriculum check: every step fails on the starter and passes on the solution."""
+    labs = [resolve_lab(lab_name)] if lab_name else all_labs()
+    all_ok = True
+    for lab in labs:
+        with console.status(f"verifying lab {lab.code} (starter, then solution)..."):
+            result = verify_lab(lab)
+        table = Table(title=f"Lab {lab.code}: {lab.title}")
+        for column in ("step", "starter", "solution", "verdict"):
+            table.add_column(column)
+        for verdict in result.steps:
+            mark = "[green]ok[/green]" if verdict.sound else "[red]NO TEETH or BROKEN[/red]"
+            table.add_row(verdict.step_id, verdict.starter, verdict.solution, mark)
+        console.print(table)
+        for problem in result.problems:
+            console.print(f"[red]lab.toml problem:[/red] {problem}")
+        all_ok &= result.ok
+    console.print("[green]curriculum verified[/green]" if all_ok else "[red]curriculum NOT verified[/red]")
+    raise typer.Exit(0 if all_ok else 1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check this machine: Python, every binary the labs run, ports, disk, optional docker/kind."""
+    from workshop.doctor import run_doctor
+
+    ok = run_doctor(console)
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

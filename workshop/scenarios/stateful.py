@@ -89,3 +89,63 @@ def audit_files_per_node(cluster: Cluster) -> dict[str, int]:
         files = sorted((node.disk / "audit").glob("audit-*.log"))
         counts[node.name] = sum(len(path.read_text().splitlines()) for path in files)
     return counts
+
+
+@dataclass
+class Observation:
+    """One run of the lab's story on `nodes` nodes, as numbers."""
+
+    nodes: int
+    screens_created: int
+    served_by_node: dict[str, int]
+    local_audit_lines: dict[str, int]  # node -> lines in its own audit files
+    report_coverage: dict[str, int]  # "account@node" -> events of the account that report shows
+    crm_statuses: dict[int, int]
+    crm: dict
+
+
+def observe(lab, files_dir, nodes: int = 2, per_user: int = 5, crm_syncs: int = 4) -> Observation:
+    """Start a cluster, act as the users through the load balancer, and measure."""
+    with Cluster(lab, files_dir=files_dir, nodes=nodes) as cluster:
+        browsers = log_in(cluster)
+        try:
+            actions = create_screens(browsers, "demo", per_user)
+            missing = missing_from_reports(browsers, actions, nodes)
+            crm_statuses = sync_crm(browsers["alice"], crm_syncs)
+        finally:
+            for browser in browsers.values():
+                browser.close()
+        per_account = {account: len(names) for account, names in actions.screens.items()}
+        return Observation(
+            nodes=nodes,
+            screens_created=actions.total,
+            served_by_node=dict(actions.served_by_node),
+            local_audit_lines=audit_files_per_node(cluster),
+            report_coverage={
+                report: per_account[report.split("@")[0]] - count for report, count in missing.items()
+            },
+            crm_statuses=dict(crm_statuses),
+            crm=cluster.crm.stats(),
+        )
+
+
+def demo(lab, files_dir, console) -> None:
+    """`workshop demo 01`: the same story on one node, then on two."""
+    from rich.table import Table
+
+    for nodes in (1, 2):
+        with console.status(f"running {nodes} node(s)..."):
+            seen = observe(lab, files_dir, nodes=nodes)
+        table = Table(title=f"{nodes} node(s): {seen.screens_created} screens created, served {seen.served_by_node}")
+        for column in ("audit report (account@node)", "events shown", "of"):
+            table.add_column(column)
+        for report, shown in sorted(seen.report_coverage.items()):
+            expected = seen.screens_created // len(USERS)
+            colour = "green" if shown == expected else "red"
+            table.add_row(report, f"[{colour}]{shown}[/{colour}]", str(expected))
+        console.print(table)
+        console.print(f"  lines in each node's local audit files: {seen.local_audit_lines}")
+        console.print(
+            f"  CRM syncs answered {seen.crm_statuses} (302 ok, 503 refused); the CRM granted "
+            f"{seen.crm['grants']} token(s) and refused {seen.crm['refused']}\n"
+        )

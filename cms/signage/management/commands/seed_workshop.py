@@ -96,6 +96,7 @@ class Command(BaseCommand):
         for line in created:
             self.stdout.write(f"created {line}")
         if created:
-            self.stdout.write(self.style.SUCCESS(f"{len(created)} objects created; password of every user: {LAB_PASSWORD}"))
+            summary = f"{len(created)} objects created; password of every user: {LAB_PASSWORD}"
+            self.stdout.write(self.style.SUCCESS(summary))
         else:
             self.stdout.write("nothing to create: the workshop data is already there")

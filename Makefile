@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 # Extra pip arguments, for example an offline wheelhouse: PIP_ARGS="--no-index --find-links wheels"
 PIP_ARGS ?=
 JUPYTER_PORT ?= 8888
+JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: lab test venv doctor clean
@@ -22,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. notebooks/00-start-here.ipynb
+	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

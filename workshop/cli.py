@@ -15,7 +15,7 @@ from workshop import progress
 from workshop.checking import run_checks, verify_lab
 from workshop.curriculum import Lab, UnknownLab, all_labs, find_lab
 from workshop.layers import StarterUnavailable, lab_files_dir, starter_text
-from workshop.paths import BACKUPS_DIR
+from workshop.paths import backups_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -174,7 +174,7 @@ def _replace_files(lab: Lab, target: str, yes: bool) -> None:
     if not yes and not typer.confirm(f"Replace your files in {lab.path.name}/ with the {target}?", default=False):
         console.print("Nothing changed.")
         raise typer.Exit(1)
-    backup = BACKUPS_DIR / f"{lab.slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup = backups_dir() / f"{lab.slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     for name, new in texts.items():
         current = lab.path / name
         if current.exists():

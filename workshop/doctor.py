@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from workshop.paths import STATE_DIR, venv_script
+from workshop.paths import state_dir, venv_script
 from workshop.services import valkey_binary
 
 
@@ -62,8 +62,8 @@ def _ports() -> Finding:
 
 
 def _disk() -> Finding:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    free_gb = shutil.disk_usage(STATE_DIR).free / 1e9
+    state_dir().mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(state_dir()).free / 1e9
     return Finding("disk", free_gb >= 1, f"{free_gb:.1f} GB free" + ("" if free_gb >= 1 else ": free at least 1 GB"))
 
 

@@ -6,14 +6,25 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# WORKSHOP_ROOT lets tests work on a copy of the curriculum instead of the learner's files.
+ROOT = Path(os.environ.get("WORKSHOP_ROOT") or Path(__file__).resolve().parent.parent)
 LABS_DIR = ROOT / "labs"
 SOLUTIONS_DIR = ROOT / "solutions"
 NOTEBOOKS_DIR = ROOT / "notebooks"
-# Progress, backups and run directories: never inside the learner's lab files.
-STATE_DIR = Path(os.environ.get("WORKSHOP_STATE_DIR", ROOT / ".workshop"))
-RUNS_DIR = STATE_DIR / "runs"
-BACKUPS_DIR = STATE_DIR / "backups"
+
+
+def state_dir() -> Path:
+    """Progress, backups and run directories: never inside the learner's lab files.
+    Read at call time, so a test session can point WORKSHOP_STATE_DIR elsewhere."""
+    return Path(os.environ.get("WORKSHOP_STATE_DIR") or ROOT / ".workshop")
+
+
+def runs_dir() -> Path:
+    return state_dir() / "runs"
+
+
+def backups_dir() -> Path:
+    return state_dir() / "backups"
 
 # uWSGI, celery and manage.py must run on the very interpreter of this virtualenv.
 PYTHON = Path(sys.executable)

@@ -8,19 +8,22 @@ import time
 from pathlib import Path
 
 from workshop.curriculum import Lab
-from workshop.paths import STATE_DIR
-
-PROGRESS_FILE = STATE_DIR / "progress.json"
+from workshop.paths import state_dir
 
 
-def load(path: Path = PROGRESS_FILE) -> dict:
+def progress_file() -> Path:
+    return state_dir() / "progress.json"
+
+
+def load(path: Path | None = None) -> dict:
     try:
-        return json.loads(path.read_text())
+        return json.loads((path or progress_file()).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 
-def save(data: dict, path: Path = PROGRESS_FILE) -> None:
+def save(data: dict, path: Path | None = None) -> None:
+    path = path or progress_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -31,7 +34,7 @@ def lab_state(data: dict, lab: Lab) -> dict:
     return data.setdefault(lab.code, {"steps": {}, "hints": {}})
 
 
-def record_results(lab: Lab, outcomes: dict[str, str], path: Path = PROGRESS_FILE) -> None:
+def record_results(lab: Lab, outcomes: dict[str, str], path: Path | None = None) -> None:
     """Store each checked step's outcome ("passed"/"failed") from a check run."""
     data = load(path)
     state = lab_state(data, lab)
@@ -54,7 +57,7 @@ def current_step_id(data: dict, lab: Lab) -> str:
     return lab.steps[-1].id
 
 
-def next_hint(lab: Lab, step_id: str, path: Path = PROGRESS_FILE) -> tuple[int, str]:
+def next_hint(lab: Lab, step_id: str, path: Path | None = None) -> tuple[int, str]:
     """Reveal the next hint of a step: (its 1-based number, its text). Repeats the last one."""
     data = load(path)
     hints = lab_state(data, lab)["hints"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -125,7 +124,6 @@ def start_crm(supervisor: Supervisor, run_dir: Path, token_limit: int = 1, windo
             ],
             log_path=run_dir / "logs" / "crm.log",
             ready_url=f"http://127.0.0.1:{port}/healthz",
-            stop_signal=signal.SIGINT,
             timeout=30,
         )
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs
-from workshop.paths import PYTHON, ROOT, RUNS_DIR, venv_script
+from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
 from workshop.ports import free_port
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
@@ -58,8 +58,8 @@ class Cluster:
         self.procfile_processes = procfile_processes
         self.crm_token_limit = crm_token_limit
         self.extra_env = extra_env or {}
-        RUNS_DIR.mkdir(parents=True, exist_ok=True)
-        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=RUNS_DIR))
+        runs_dir().mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
             Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}")

@@ -23,7 +23,10 @@ LAB_STUB = Path(__file__).resolve().parent / "lab_stub"
 
 _data_dir = tempfile.TemporaryDirectory(prefix="cms-tests-")
 
-# The tests run on their own SQLite file and the base settings, whatever the shell exports.
+# The tests run on their own SQLite file and the base settings, whatever the shell
+# exports. The environment is put back once settings are loaded, so that other tests
+# of the same session (real clusters, on PostgreSQL in CI) still see it.
+_saved_environ = dict(os.environ)
 for _name in ("DATABASE_URL", "CMS_NODE_DIR", "CMS_SETTINGS_LAYERS", "CMS_AUDIT_SINK", "CMS_CRM_TOKEN_STORE"):
     os.environ.pop(_name, None)
 os.environ["DJANGO_SETTINGS_MODULE"] = "cms.settings"
@@ -38,6 +41,8 @@ sys.path.insert(0, str(LAB_SOLUTION if LAB_SOLUTION.is_dir() else LAB_STUB))
 
 django.setup()
 setup_test_environment()
+os.environ.clear()
+os.environ.update(_saved_environ)
 
 # Only importable once Django is set up.
 from django.conf import settings  # noqa: E402

@@ -1,0 +1,118 @@
+"""The `workshop` command as a learner uses it, run as a real subprocess."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workshop.paths import ROOT
+
+WORKSHOP = [sys.executable, "-m", "workshop.cli"]
+
+
+def workshop(*args, env=None, input=None, timeout=120):
+    return subprocess.run(
+        [*WORKSHOP, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, input=input, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("args", [["check", "9"], ["check", "abc"], ["hint", "9"], ["start", "7"], ["reset", "x"], ["verify", "6"]])
+def test_an_unknown_lab_gets_a_clear_message_and_exit_2(args):
+    result = workshop(*args)
+    assert result.returncode == 2, result
+    assert "Available labs: 01 (01-stateful)" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_hints_come_one_at_a_time(tmp_path):
+    env = {"WORKSHOP_STATE_DIR": str(tmp_path)}
+    first = workshop("hint", "01", env=env)
+    second = workshop("hint", "01", env=env)
+    assert "step audit-to-db" in first.stdout and "Hint 1 of 4" in first.stdout
+    assert "Hint 2 of 4" in second.stdout
+    other = workshop("hint", "01", "--step", "crm-token", env=env)
+    assert "Hint 1 of 3" in other.stdout
+
+
+def test_list_shows_every_step():
+    result = workshop("list")
+    assert result.returncode == 0
+    for step in ("observe", "audit-to-db", "crm-token", "wipe-a-node"):
+        assert step in result.stdout
+
+
+@pytest.fixture
+def workshop_copy(tmp_path):
+    """A git clone of this repository's curriculum, so solve/reset edit a copy."""
+    root = tmp_path / "repo"
+    for folder in ("labs", "solutions"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "Procfile", root / "Procfile")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "starter"], check=True)
+    return {"WORKSHOP_ROOT": str(root), "WORKSHOP_STATE_DIR": str(tmp_path / "state")}
+
+
+def test_solve_then_reset_back_up_the_learners_files(workshop_copy):
+    lab_dir = Path(workshop_copy["WORKSHOP_ROOT"]) / "labs" / "01-stateful"
+    solution_dir = Path(workshop_copy["WORKSHOP_ROOT"]) / "solutions" / "01-stateful"
+    (lab_dir / "audit_sink.py").write_text((lab_dir / "audit_sink.py").read_text() + "# my work in progress\n")
+
+    declined = workshop("solve", "01", env=workshop_copy, input="n\n")
+    assert declined.returncode == 1 and "Nothing changed" in declined.stdout
+    assert "my work in progress" in (lab_dir / "audit_sink.py").read_text()
+    assert "+class AuditSink(BaseAuditSink):" in declined.stdout  # the diff was shown
+
+    solved = workshop("solve", "01", "--yes", env=workshop_copy)
+    assert solved.returncode == 0, solved.stderr
+    assert (lab_dir / "audit_sink.py").read_text() == (solution_dir / "audit_sink.py").read_text()
+    backups = list((Path(workshop_copy["WORKSHOP_STATE_DIR"]) / "backups").glob("01-stateful-*"))
+    assert len(backups) == 1 and "my work in progress" in (backups[0] / "audit_sink.py").read_text()
+
+    time.sleep(1.1)  # backups are named by the second
+    reset = workshop("reset", "01", "--yes", env=workshop_copy)
+    assert reset.returncode == 0, reset.stderr
+    assert "TODO" in (lab_dir / "audit_sink.py").read_text()
+    assert "my work in progress" not in (lab_dir / "audit_sink.py").read_text()
+    assert len(list((Path(workshop_copy["WORKSHOP_STATE_DIR"]) / "backups").glob("01-stateful-*"))) == 2
+
+    again = workshop("reset", "01", "--yes", env=workshop_copy)
+    assert "nothing to do" in again.stdout
+
+
+@pytest.mark.cluster
+def test_start_stops_every_process_within_5_s_of_ctrl_c():
+    process = subprocess.Popen(
+        [*WORKSHOP, "start", "01", "--nodes", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            output.append(line)
+            if "Press Ctrl-C" in line or not line:
+                break
+        assert "Press Ctrl-C" in "".join(output), "".join(output)
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert len(started) >= 2 * 4 + 3  # 2 uWSGI masters with 3 workers, nginx, valkey, crm
+
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        begin = time.monotonic()
+        process.wait(timeout=30)
+        elapsed = time.monotonic() - begin
+    finally:
+        if process.poll() is None:
+            process.kill()
+    gone, alive = psutil.wait_procs(started, timeout=1)
+    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    assert elapsed < 5, f"stopping took {elapsed:.1f} s"
+    assert "stopped every process" in process.stdout.read()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from workshop.client import CMSClient
@@ -24,12 +26,17 @@ class Actions:
         return sum(len(names) for names in self.screens.values())
 
 
-def log_in(cluster: Cluster) -> dict[str, CMSClient]:
-    browsers = {}
-    for username in USERS:
-        browsers[username] = CMSClient(cluster.url)
-        browsers[username].login(username)
-    return browsers
+@contextmanager
+def logged_in(cluster: Cluster) -> Iterator[dict[str, CMSClient]]:
+    """One browser per seeded user, logged in through the load balancer; closed after."""
+    browsers = {username: CMSClient(cluster.url) for username in USERS}
+    try:
+        for username, browser in browsers.items():
+            browser.login(username)
+        yield browsers
+    finally:
+        for browser in browsers.values():
+            browser.close()
 
 
 def create_screens(browsers: dict[str, CMSClient], tag: str, per_user: int) -> Actions:
@@ -107,14 +114,10 @@ class Observation:
 def observe(lab, files_dir, nodes: int = 2, per_user: int = 5, crm_syncs: int = 4) -> Observation:
     """Start a cluster, act as the users through the load balancer, and measure."""
     with Cluster(lab, files_dir=files_dir, nodes=nodes) as cluster:
-        browsers = log_in(cluster)
-        try:
+        with logged_in(cluster) as browsers:
             actions = create_screens(browsers, "demo", per_user)
             missing = missing_from_reports(browsers, actions, nodes)
             crm_statuses = sync_crm(browsers["alice"], crm_syncs)
-        finally:
-            for browser in browsers.values():
-                browser.close()
         per_account = {account: len(names) for account, names in actions.screens.items()}
         return Observation(
             nodes=nodes,

@@ -7,7 +7,7 @@ answers. The tests share one cluster, in file order; each also passes alone.
 from workshop.scenarios.stateful import (
     audit_files_per_node,
     create_screens,
-    log_in,
+    logged_in,
     missing_from_reports,
     sync_crm,
 )
@@ -17,22 +17,14 @@ SCREENS_PER_USER = 10
 CRM_SYNCS = 10
 
 
-def close_all(browsers):
-    for browser in browsers.values():
-        browser.close()
-
-
 def test_every_audit_event_reaches_the_report(cluster, failure):
-    browsers = log_in(cluster)
-    try:
+    with logged_in(cluster) as browsers:
         actions = create_screens(browsers, "audit", SCREENS_PER_USER)
         assert len(actions.served_by_node) == 2, (
             f"the check needs both nodes to serve requests, but only {dict(actions.served_by_node)} did; "
             f"see the load balancer's log in {cluster.logs_dir}"
         )
         missing = missing_from_reports(browsers, actions, nodes=2)
-    finally:
-        close_all(browsers)
     lost = {report: count for report, count in missing.items() if count}
     assert len(missing) == 4 and not lost, failure(
         "audit-to-db",
@@ -43,11 +35,8 @@ def test_every_audit_event_reaches_the_report(cluster, failure):
 
 
 def test_one_crm_token_for_the_whole_cluster(cluster, crm_stats, failure):
-    browsers = log_in(cluster)
-    try:
+    with logged_in(cluster) as browsers:
         statuses = sync_crm(browsers["alice"], CRM_SYNCS)
-    finally:
-        close_all(browsers)
     stats = crm_stats()
     assert statuses == {302: CRM_SYNCS} and stats["grants"] == 1 and stats["refused"] == 0, failure(
         "crm-token",
@@ -58,8 +47,7 @@ def test_one_crm_token_for_the_whole_cluster(cluster, crm_stats, failure):
 
 
 def test_wiping_a_node_loses_nothing(cluster, crm_stats, failure):
-    browsers = log_in(cluster)
-    try:
+    with logged_in(cluster) as browsers:
         actions = create_screens(browsers, "wipe", SCREENS_PER_USER // 2)
         before = sync_crm(browsers["alice"], 2)
         grants_before = crm_stats()["grants"]
@@ -69,8 +57,6 @@ def test_wiping_a_node_loses_nothing(cluster, crm_stats, failure):
 
         missing = missing_from_reports(browsers, actions, nodes=2)
         after = sync_crm(browsers["alice"], 4)
-    finally:
-        close_all(browsers)
     stats = crm_stats()
     lost = {report: count for report, count in missing.items() if count}
     assert not lost, failure(

@@ -1,0 +1,116 @@
+"""The workshop notebooks, executed headless from top to bottom as a learner runs them.
+
+The cluster tests start real processes (uWSGI, nginx, Valkey, the CRM stand-in) from
+inside the notebooks' kernel; every notebook stops its clusters itself. The numbers are
+kept small through WORKSHOP_NB_PER_USER and WORKSHOP_NB_CRM_SYNCS.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb"]
+
+
+def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    monkeypatch.setenv("WORKSHOP_NB_PER_USER", "3")
+    monkeypatch.setenv("WORKSHOP_NB_CRM_SYNCS", "3")
+    notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        # a cell past its timeout gets a KeyboardInterrupt, so its cluster still stops
+        interrupt_on_timeout=True,
+        resources={"metadata": {"path": str(REPO_ROOT)}},
+    )
+    client.execute()  # raises CellExecutionError at the first cell that fails
+    errors = [
+        f"{output.ename}: {output.evalue}"
+        for cell in code_cells(notebook)
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+    assert not errors, f"{name}: cells raised {errors}"
+    return notebook
+
+
+def code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def output_text(cell: nbformat.NotebookNode) -> str:
+    """What a cell printed and displayed, as text (stream, then markdown/plain reprs)."""
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            parts.append(data.get("text/markdown") or data.get("text/plain", ""))
+    return "".join(parts)
+
+
+def test_notebooks_are_saved_clean():
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+        nbformat.validate(notebook)
+        assert notebook.metadata.kernelspec.name == "python3", name
+        for cell in code_cells(notebook):
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{name}: cell {cell.id} is saved with outputs; clear them before committing"
+            )
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(900)
+def test_start_here_runs(monkeypatch):
+    notebook = execute("00-start-here.ipynb", monkeypatch)
+    cells = code_cells(notebook)
+    assert output_text(cells[0]).startswith("workshop ready: yes"), output_text(cells[0])
+    coverage = output_text(cells[-1])
+    assert "@node-1" in coverage and "@node-2" in coverage, coverage
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(1800)
+def test_stateful_lab_reproduces_and_fixes(monkeypatch):
+    notebook = execute("01-stateful.ipynb", monkeypatch)
+    lines = [
+        line
+        for cell in code_cells(notebook)
+        for line in output_text(cell).splitlines()
+        if line.startswith("SUMMARY ")
+    ]
+    assert len(lines) == 1, f"expected one SUMMARY line, got {lines}"
+    summary = json.loads(lines[0].removeprefix("SUMMARY "))
+    assert summary["per_user"] == 3 and summary["crm_syncs"] == 3, summary
+
+    # one node: the whole trail on its disk, one token
+    assert summary["starter_1_node_missing"] == 0, summary
+    assert summary["starter_1_node_refused"] == 0, summary
+    # two nodes, starter files: events missing from reports, a token refused
+    assert summary["starter_2_nodes_reports"] == 4, summary
+    assert summary["starter_2_nodes_missing"] > 0, summary
+    assert summary["starter_2_nodes_refused"] >= 1, summary
+    # two nodes, solution: nothing missing, nothing on the disks, exactly one grant
+    assert summary["solution_2_nodes_reports"] == 4, summary
+    assert summary["solution_2_nodes_missing"] == 0, summary
+    assert summary["solution_2_nodes_local_lines"] == 0, summary
+    assert summary["solution_2_nodes_grants"] == 1, summary
+    assert summary["solution_2_nodes_refused"] == 0, summary
+
+    images = [
+        output
+        for cell in code_cells(notebook)
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
+    assert len(images) == 2, f"expected the audit and CRM charts, got {len(images)} image(s)"

@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 PIP_ARGS ?=
 JUPYTER_PORT ?= 8888
 JUPYTER_ARGS ?=
+# Jupyter refuses to run as root (containers, CI) unless told.
+JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
 .PHONY: lab test venv doctor clean
@@ -23,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
+	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ROOT) $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

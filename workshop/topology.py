@@ -58,7 +58,7 @@ class Cluster:
         self.procfile_processes = procfile_processes
         self.crm_token_limit = crm_token_limit
         self.extra_env = extra_env or {}
-        runs_dir().mkdir(parents=True, exist_ok=True)
+        prune_old_runs(keep=KEEP_RUNS)
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
@@ -263,6 +263,17 @@ http {{
         rows.append(("crm", self.crm.url, str(self.logs_dir / "crm.log")))
         rows += [(name, "-", str(self.logs_dir / f"{name}.log")) for name in self.procfile_runs]
         return rows
+
+
+KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure
+
+
+def prune_old_runs(keep: int) -> None:
+    """Remove all but the newest `keep` run directories of earlier clusters."""
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    runs = sorted(runs_dir().iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60) -> None:

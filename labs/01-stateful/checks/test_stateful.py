@@ -30,7 +30,7 @@ def test_every_audit_event_reaches_the_report(cluster, failure):
         "audit-to-db",
         f"{actions.total} screens were created ({dict(actions.served_by_node)} per node), but the "
         f"audit reports lack some of them: {lost or missing} (report@node: events missing). "
-        f"Lines in each node's local audit files: {audit_files_per_node(cluster)}.",
+        f"Screen creations in each node's local audit files: {audit_files_per_node(cluster)}.",
     )
 
 

@@ -116,3 +116,52 @@ def test_start_stops_every_process_within_5_s_of_ctrl_c():
     assert not alive, f"left behind: {[p.pid for p in alive]}"
     assert elapsed < 5, f"stopping took {elapsed:.1f} s"
     assert "stopped every process" in process.stdout.read()
+
+
+def test_a_malformed_lab_toml_gets_a_clear_message(workshop_copy):
+    toml = Path(workshop_copy["WORKSHOP_ROOT"]) / "labs" / "01-stateful" / "lab.toml"
+    toml.write_text(toml.read_text().replace('title = "Stateless', 'title = Stateless', 1))
+    for args in (["list"], ["check", "01"], ["hint", "01"]):
+        result = workshop(*args, env=workshop_copy)
+        assert result.returncode == 2, result
+        assert "lab.toml is not valid TOML" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def _session_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("WORKSHOP_CTRL_C_TEST") == marker:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.mark.cluster
+def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path):
+    """Ctrl-C reaches the CLI and pytest alike (one process group): nothing may survive."""
+    marker = f"ctrl-c-{os.getpid()}"
+    env = {**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path), "WORKSHOP_CTRL_C_TEST": marker}
+    process = subprocess.Popen(
+        [*WORKSHOP, "check", "01", "--solution"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(tmp_path.glob("runs/*/logs/lb.log")):
+            time.sleep(0.2)
+        assert list(tmp_path.glob("runs/*/logs/lb.log")), "the check's cluster never started"
+        time.sleep(1)
+        assert len(_session_processes(marker)) > 8
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    leftovers = [p for p in _session_processes(marker) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    described = [" ".join(p.cmdline())[:100] for p in leftovers]
+    for leftover in leftovers:  # a failing run must not leave them behind either
+        leftover.kill()
+    assert not leftovers, described

@@ -37,11 +37,21 @@ def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet
             "--tb=short",
             "-q" if not quiet else "-qq",
         ]
-        completed = subprocess.run(
+        process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.STDOUT if quiet else None
         )
+        try:
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
+            # or the cluster's processes would outlive us.
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
         outcomes = json.loads(results.read_text()) if results.exists() else {}
-    return CheckRun(completed.returncode, outcomes)
+    return CheckRun(returncode, outcomes)
 
 
 @dataclass

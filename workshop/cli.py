@@ -13,7 +13,7 @@ from rich.table import Table
 
 from workshop import progress
 from workshop.checking import run_checks, verify_lab
-from workshop.curriculum import Lab, UnknownLab, all_labs, find_lab
+from workshop.curriculum import CurriculumError, Lab, UnknownLab, all_labs, find_lab
 from workshop.layers import StarterUnavailable, lab_files_dir, starter_text
 from workshop.paths import backups_dir
 
@@ -28,7 +28,7 @@ SOLUTION_OPT = typer.Option(False, "--solution", help="use the reference solutio
 def resolve_lab(name: str) -> Lab:
     try:
         return find_lab(name)
-    except UnknownLab as exc:
+    except (UnknownLab, CurriculumError) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -63,6 +63,7 @@ def start(
 ) -> None:
     """Run the lab's topology and print its URLs; Ctrl-C stops every process."""
     from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+    from workshop.procfile import ProcfileError
     from workshop.topology import Cluster
 
     lab = resolve_lab(lab_name)
@@ -81,7 +82,7 @@ def start(
         console.print("Press Ctrl-C to stop everything.")
         while True:
             time.sleep(1)
-    except ServiceFailed as exc:
+    except (ServiceFailed, ProcfileError) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
@@ -238,6 +239,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except CurriculumError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

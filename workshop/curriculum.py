@@ -18,6 +18,10 @@ class UnknownLab(LookupError):
     """Raised for a lab number or name that does not exist; its text names the labs that do."""
 
 
+class CurriculumError(ValueError):
+    """A lab.toml that cannot be read: its text names the file and the problem."""
+
+
 @dataclass(frozen=True)
 class Step:
     id: str
@@ -71,7 +75,15 @@ class Lab:
 
 
 def load_lab(path: Path) -> Lab:
-    data = tomllib.loads((path / "lab.toml").read_text())
+    try:
+        return _parse_lab(path, tomllib.loads((path / "lab.toml").read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise CurriculumError(f"{path / 'lab.toml'} is not valid TOML: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CurriculumError(f"{path / 'lab.toml'} lacks or mistypes a field: {exc!r}") from None
+
+
+def _parse_lab(path: Path, data: dict) -> Lab:
     steps = tuple(
         Step(
             id=raw["id"],

@@ -165,3 +165,13 @@ def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path):
     for leftover in leftovers:  # a failing run must not leave them behind either
         leftover.kill()
     assert not leftovers, described
+
+
+@pytest.mark.cluster
+def test_a_typo_in_the_learners_file_is_shown_with_the_failed_check(workshop_copy):
+    sink = Path(workshop_copy["WORKSHOP_ROOT"]) / "labs" / "01-stateful" / "audit_sink.py"
+    sink.write_text(sink.read_text() + "\nthis is not python\n")
+    result = workshop("check", "01", "--step", "audit-to-db", env=workshop_copy, timeout=300)
+    assert result.returncode == 1
+    assert "the newest error in the cluster's logs" in result.stdout
+    assert "audit_sink.py" in result.stdout and "NameError: name 'this' is not defined" in result.stdout

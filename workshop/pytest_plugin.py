@@ -93,6 +93,19 @@ def failure(lab: Lab):
     return explain
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed check also shows the newest traceback the cluster's processes logged
+    (a learner's typo shows up as an HTTP 500; its cause is in a node's log)."""
+    report = yield
+    cluster = getattr(item, "funcargs", {}).get("cluster")
+    if report.failed and isinstance(cluster, Cluster):
+        error = cluster.last_error()
+        if error:
+            report.sections.append(("the newest error in the cluster's logs", error))
+    return report
+
+
 class _Results:
     def __init__(self, path: Path):
         self.path = path

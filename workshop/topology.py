@@ -254,6 +254,16 @@ http {{
         self.procfile_runs[name] = process
         return process
 
+    def last_error(self, lines: int = 12) -> str | None:
+        """The end of the newest Python traceback any process logged (where its cause is)."""
+        newest: tuple[float, str] | None = None
+        for log in self.logs_dir.glob("*.log"):
+            text = log.read_text(errors="replace")
+            start = text.rfind("Traceback (most recent call last)")
+            if start != -1 and (newest is None or log.stat().st_mtime > newest[0]):
+                newest = (log.stat().st_mtime, f"{log.name}:\n{_traceback_end(text[start:], lines)}")
+        return newest[1] if newest else None
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, address, log) rows for the CLI."""
         rows = [("load balancer", self.url, str(self.logs_dir / "lb.log"))]
@@ -263,6 +273,16 @@ http {{
         rows.append(("crm", self.crm.url, str(self.logs_dir / "crm.log")))
         rows += [(name, "-", str(self.logs_dir / f"{name}.log")) for name in self.procfile_runs]
         return rows
+
+
+def _traceback_end(text: str, lines: int) -> str:
+    """The last `lines` lines of the traceback that `text` starts with, up to its error line."""
+    block = text.splitlines()
+    for index, line in enumerate(block[1:], start=1):
+        if line.strip() and not line.startswith((" ", "Traceback", "During handling", "The above exception")):
+            block = block[: index + 1]
+            break
+    return "\n".join(block[-lines:])
 
 
 KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure

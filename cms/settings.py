@@ -25,9 +25,7 @@ DEBUG = os.environ.get("DEBUG", "0") == "1"
 ALLOWED_HOSTS = [host for host in os.environ.get("ALLOWED_HOSTS", "*").split(",") if host]
 
 # Needed only when the load balancer's public origin differs from the Host it forwards.
-CSRF_TRUSTED_ORIGINS = [
-    origin for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin
-]
+CSRF_TRUSTED_ORIGINS = [origin for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,11 +71,7 @@ WSGI_APPLICATION = "cms.wsgi.application"
 
 # The database server. Without DATABASE_URL, one SQLite file stands in for it: the
 # workshop's uWSGI processes on every node share that file.
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{CMS_DATA_DIR / 'cms.sqlite3'}", conn_max_age=0
-    )
-}
+DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{CMS_DATA_DIR / 'cms.sqlite3'}", conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

@@ -18,11 +18,18 @@ WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
 def workshop(*args, env=None, input=None, timeout=120):
     return subprocess.run(
-        [*WORKSHOP, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, input=input, timeout=timeout
+        [*WORKSHOP, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        input=input,
+        timeout=timeout,
     )
 
 
-@pytest.mark.parametrize("args", [["check", "9"], ["check", "abc"], ["hint", "9"], ["start", "7"], ["reset", "x"], ["verify", "6"]])
+@pytest.mark.parametrize(
+    "args", [["check", "9"], ["check", "abc"], ["hint", "9"], ["start", "7"], ["reset", "x"], ["verify", "6"]]
+)
 def test_an_unknown_lab_gets_a_clear_message_and_exit_2(args):
     result = workshop(*args)
     assert result.returncode == 2, result
@@ -120,7 +127,7 @@ def test_start_stops_every_process_within_5_s_of_ctrl_c():
 
 def test_a_malformed_lab_toml_gets_a_clear_message(workshop_copy):
     toml = Path(workshop_copy["WORKSHOP_ROOT"]) / "labs" / "01-stateful" / "lab.toml"
-    toml.write_text(toml.read_text().replace('title = "Stateless', 'title = Stateless', 1))
+    toml.write_text(toml.read_text().replace('title = "Stateless', "title = Stateless", 1))
     for args in (["list"], ["check", "01"], ["hint", "01"]):
         result = workshop(*args, env=workshop_copy)
         assert result.returncode == 2, result
@@ -146,7 +153,10 @@ def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path):
     env = {**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path), "WORKSHOP_CTRL_C_TEST": marker}
     process = subprocess.Popen(
         [*WORKSHOP, "check", "01", "--solution"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -9,10 +9,10 @@ import pytest
 
 from workshop.curriculum import UnknownLab, find_lab, lint, load_lab
 from workshop.layers import layer_dirs, materialize_starter
-from workshop.procfile import ProcfileError, read_procfile
-from workshop.processes import Supervisor
-from workshop.services import start_crm
 from workshop.paths import LABS_DIR, SOLUTIONS_DIR
+from workshop.processes import Supervisor
+from workshop.procfile import ProcfileError, read_procfile
+from workshop.services import start_crm
 
 
 def test_find_lab_accepts_numbers_and_names():
@@ -33,7 +33,9 @@ def _lab_copy(tmp_path: Path) -> Path:
 def test_lint_catches_an_empty_hint_a_missing_check_and_a_todo_less_file(tmp_path):
     lab_dir = _lab_copy(tmp_path)
     toml = (lab_dir / "lab.toml").read_text()
-    toml = toml.replace('checks/test_stateful.py::test_one_crm_token_for_the_whole_cluster', "checks/test_stateful.py::test_nope")
+    toml = toml.replace(
+        "checks/test_stateful.py::test_one_crm_token_for_the_whole_cluster", "checks/test_stateful.py::test_nope"
+    )
     toml = toml.replace('hints = [\n    "Which storage', 'hints = [\n    "",\n    "Which storage')
     (lab_dir / "lab.toml").write_text(toml)
     (lab_dir / "audit_sink.py").write_text("class AuditSink: pass\n")
@@ -92,7 +94,9 @@ def test_crm_stand_in_grants_tokens_up_to_its_limit(tmp_path):
         headers = {"Authorization": f"Zoho-oauthtoken {first['access_token']}"}
         ok = httpx.post(f"{crm.url}/crm/v2/Contacts/upsert", json={"data": [{"Account_Name": "acme"}]}, headers=headers)
         assert ok.json()["data"][0]["code"] == "SUCCESS"
-        bad = httpx.post(f"{crm.url}/crm/v2/Contacts/upsert", json={"data": []}, headers={"Authorization": "Zoho-oauthtoken nope"})
+        bad = httpx.post(
+            f"{crm.url}/crm/v2/Contacts/upsert", json={"data": []}, headers={"Authorization": "Zoho-oauthtoken nope"}
+        )
         assert bad.status_code == 401 and bad.json()["code"] == "INVALID_TOKEN"
         stats = crm.stats()
         assert (stats["grants"], stats["refused"], stats["api_calls"], stats["invalid_token"]) == (2, 1, 1, 1)
@@ -108,5 +112,3 @@ def test_bad_client_credentials_are_refused(tmp_path):
         )
         assert response.json() == {"error": "invalid_client"}
         assert crm.stats()["grants"] == 0
-
-

@@ -19,7 +19,10 @@ def test_make_lab_serves_the_start_here_notebook(tmp_path):
             ProcessSpec(
                 name="make-lab",
                 command=[
-                    "make", "-s", "lab", f"JUPYTER_PORT={port}",
+                    "make",
+                    "-s",
+                    "lab",
+                    f"JUPYTER_PORT={port}",
                     f"JUPYTER_ARGS=--no-browser --ip=127.0.0.1 --IdentityProvider.token={token}",
                 ],
                 cwd=ROOT,

@@ -84,10 +84,7 @@ def test_start_here_runs(monkeypatch):
 def test_stateful_lab_reproduces_and_fixes(monkeypatch):
     notebook = execute("01-stateful.ipynb", monkeypatch)
     lines = [
-        line
-        for cell in code_cells(notebook)
-        for line in output_text(cell).splitlines()
-        if line.startswith("SUMMARY ")
+        line for cell in code_cells(notebook) for line in output_text(cell).splitlines() if line.startswith("SUMMARY ")
     ]
     assert len(lines) == 1, f"expected one SUMMARY line, got {lines}"
     summary = json.loads(lines[0].removeprefix("SUMMARY "))
@@ -108,9 +105,6 @@ def test_stateful_lab_reproduces_and_fixes(monkeypatch):
     assert summary["solution_2_nodes_refused"] == 0, summary
 
     images = [
-        output
-        for cell in code_cells(notebook)
-        for output in cell.outputs
-        if "image/png" in output.get("data", {})
+        output for cell in code_cells(notebook) for output in cell.outputs if "image/png" in output.get("data", {})
     ]
     assert len(images) == 2, f"expected the audit and CRM charts, got {len(images)} image(s)"

@@ -29,11 +29,18 @@ def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet
         results = Path(scratch) / "results.json"
         targets = [str(lab.path / target) for target in select] if select else [str(lab.checks_dir)]
         command = [
-            str(PYTHON), "-m", "pytest", *targets,
-            "--lab-files", str(files_dir),
-            "--workshop-results", str(results),
-            "-p", "no:cacheprovider",
-            "--rootdir", str(ROOT),
+            str(PYTHON),
+            "-m",
+            "pytest",
+            *targets,
+            "--lab-files",
+            str(files_dir),
+            "--workshop-results",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
             "--tb=short",
             "-q" if not quiet else "-qq",
         ]

@@ -48,8 +48,10 @@ def list_labs() -> None:
     for lab in all_labs():
         table.add_row(f"[bold]{lab.code}[/bold]", "", f"[bold]{lab.title}[/bold] ({lab.minutes} min)", "")
         for number, step in enumerate(lab.steps, start=1):
-            status = "observe: " + step.demo if step.observe else marks.get(
-                progress.step_status(data, lab, step.id), progress.step_status(data, lab, step.id)
+            status = (
+                "observe: " + step.demo
+                if step.observe
+                else marks.get(progress.step_status(data, lab, step.id), progress.step_status(data, lab, step.id))
             )
             table.add_row("", f"{number}. {step.id}", step.title, status)
     console.print(table)
@@ -78,7 +80,9 @@ def start(
         for row in cluster.describe():
             table.add_row(*row)
         console.print(table)
-        console.print(f"Open [bold]{cluster.url}[/bold] and log in as alice / workshop (acme) or carol / workshop (globex).")
+        console.print(
+            f"Open [bold]{cluster.url}[/bold] and log in as alice / workshop (acme) or carol / workshop (globex)."
+        )
         console.print("Press Ctrl-C to stop everything.")
         while True:
             time.sleep(1)

@@ -146,7 +146,12 @@ def make_handler(state: CRMState) -> type[BaseHTTPRequestHandler]:
                     key = str(record.get("Account_Name") or record.get("Email") or len(state.contacts))
                     contact_id = state.contacts.setdefault(key, {"id": secrets.token_hex(6)})["id"]
                     details.append(
-                        {"code": "SUCCESS", "details": {"id": contact_id}, "message": "record upserted", "status": "success"}
+                        {
+                            "code": "SUCCESS",
+                            "details": {"id": contact_id},
+                            "message": "record upserted",
+                            "status": "success",
+                        }
                     )
             self._reply(200, {"data": details})
 
@@ -156,7 +161,9 @@ def make_handler(state: CRMState) -> type[BaseHTTPRequestHandler]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--token-limit", type=int, default=10, help="grants per window (the vendor allows 10 per 10 minutes)")
+    parser.add_argument(
+        "--token-limit", type=int, default=10, help="grants per window (the vendor allows 10 per 10 minutes)"
+    )
     parser.add_argument("--window", type=float, default=600.0, help="seconds")
     parser.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime, seconds")
     args = parser.parse_args(argv)

@@ -117,9 +117,7 @@ def find_lab(name: str | int, labs_dir: Path = LABS_DIR) -> Lab:
     labs = all_labs(labs_dir)
     wanted = str(name).strip().lower()
     for lab in labs:
-        if wanted in {lab.slug, lab.slug.split("-", 1)[1]} or (
-            wanted.isdigit() and int(wanted) == lab.number
-        ):
+        if wanted in {lab.slug, lab.slug.split("-", 1)[1]} or (wanted.isdigit() and int(wanted) == lab.number):
             return lab
     available = ", ".join(f"{lab.code} ({lab.slug})" for lab in labs)
     raise UnknownLab(f"there is no lab {name!r}. Available labs: {available}")
@@ -127,11 +125,7 @@ def find_lab(name: str | int, labs_dir: Path = LABS_DIR) -> Lab:
 
 def _test_functions(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    return {
-        node.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
-    }
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
 
 def lint(lab: Lab) -> list[str]:

@@ -116,5 +116,7 @@ def run_doctor(console: Console) -> bool:
             status = "[yellow]optional[/yellow]"
         table.add_row(finding.what, status, finding.detail)
     console.print(table)
-    console.print("[green]ready for labs 01-05 (rehearsal)[/green]" if all_required_ok else "[red]fix the problems above[/red]")
+    console.print(
+        "[green]ready for labs 01-05 (rehearsal)[/green]" if all_required_ok else "[red]fix the problems above[/red]"
+    )
     return all_required_ok

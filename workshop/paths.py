@@ -26,6 +26,7 @@ def runs_dir() -> Path:
 def backups_dir() -> Path:
     return state_dir() / "backups"
 
+
 # uWSGI, celery and manage.py must run on the very interpreter of this virtualenv.
 PYTHON = Path(sys.executable)
 BIN_DIR = PYTHON.parent

@@ -22,8 +22,8 @@ from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs
 from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
 from workshop.ports import free_port
-from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
+from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.services import CRM, Database, Redis, start_crm, start_redis
 
 
@@ -62,8 +62,7 @@ class Cluster:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
-            Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}")
-            for i in range(1, nodes + 1)
+            Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}") for i in range(1, nodes + 1)
         ]
         self.lb_port = free_port()
         self.supervisor = Supervisor()
@@ -142,9 +141,11 @@ class Cluster:
         node.disk.mkdir(parents=True, exist_ok=True)
         command = [
             *resolve_command(self.procfile()["web"]),
-            "--http-socket", f"127.0.0.1:{node.port}",
+            "--http-socket",
+            f"127.0.0.1:{node.port}",
             # pyuwsgi in a virtualenv cannot re-exec itself without this (uwsgi issue 2478)
-            "--binary-path", str(PYTHON),
+            "--binary-path",
+            str(PYTHON),
         ]
         node.process = self.supervisor.start(
             ProcessSpec(

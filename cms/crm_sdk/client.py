@@ -78,9 +78,7 @@ class CRMClient:
         if body.get("error") == "Access Denied":
             raise CRMTokenRateLimited(body.get("error_description", "Access Denied"))
         if response.status_code != 200 or "access_token" not in body:
-            raise CRMAuthError(
-                f"the CRM did not issue an access token: HTTP {response.status_code}: {response.text}"
-            )
+            raise CRMAuthError(f"the CRM did not issue an access token: HTTP {response.status_code}: {response.text}")
         return Token(
             access_token=body["access_token"],
             refresh_token=self.refresh_token,

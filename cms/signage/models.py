@@ -46,9 +46,7 @@ class Screen(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="screens")
     name = models.CharField(max_length=200)
     location = models.CharField(max_length=200, blank=True)
-    playlist = models.ForeignKey(
-        Playlist, on_delete=models.SET_NULL, null=True, blank=True, related_name="screens"
-    )
+    playlist = models.ForeignKey(Playlist, on_delete=models.SET_NULL, null=True, blank=True, related_name="screens")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,9 +30,7 @@ def retry_partner_unpaid_invoices() -> dict:
         if charged:
             invoice.status = Invoice.Status.PAID
         invoice.save(update_fields=["attempts", "last_attempt_at", "status"])
-        logger.info(
-            "invoice %s: attempt %d, %s", invoice.number, invoice.attempts, "paid" if charged else "declined"
-        )
+        logger.info("invoice %s: attempt %d, %s", invoice.number, invoice.attempts, "paid" if charged else "declined")
         counts["attempted"] += 1
         counts["paid" if charged else "still_unpaid"] += 1
     return counts

@@ -63,8 +63,12 @@ def screen_edit(request, account, screen_id):
     if request.method == "POST" and form.is_valid():
         form.save()
         audit.record(
-            request.user, account, "screen.updated",
-            screen_id=screen.pk, name=screen.name, changed=form.changed_data,
+            request.user,
+            account,
+            "screen.updated",
+            screen_id=screen.pk,
+            name=screen.name,
+            changed=form.changed_data,
         )
         messages.success(request, f"Screen “{screen.name}” saved.")
         return redirect("screen_list")
@@ -88,8 +92,12 @@ def playlist_list(request, account):
         form.instance.account = account
         playlist = form.save()
         audit.record(
-            request.user, account, "playlist.created",
-            playlist_id=playlist.pk, name=playlist.name, items=len(playlist.item_urls()),
+            request.user,
+            account,
+            "playlist.created",
+            playlist_id=playlist.pk,
+            name=playlist.name,
+            items=len(playlist.item_urls()),
         )
         messages.success(request, f"Playlist “{playlist.name}” created.")
         return redirect("playlist_list")

@@ -12,8 +12,13 @@ from cms.signage.audit import AuditEntry, AuditSink, FileAuditSink, get_sink
 
 def entry(account, at, action="screen.created", **detail):
     return AuditEntry(
-        id=f"{at:%Y%m%d%H%M%S}-{account}", at=at, account=account,
-        username="alice", action=action, detail=detail, node="node-1",
+        id=f"{at:%Y%m%d%H%M%S}-{account}",
+        at=at,
+        account=account,
+        username="alice",
+        action=action,
+        detail=detail,
+        node="node-1",
     )
 
 

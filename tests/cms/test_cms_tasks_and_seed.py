@@ -18,8 +18,11 @@ def test_retry_charges_due_unpaid_invoices(account):
 
     def invoice(number, amount_cents, due_in_days, status=Invoice.Status.UNPAID):
         return Invoice.objects.create(
-            account=account, number=number, amount_cents=amount_cents,
-            due_date=today + timedelta(days=due_in_days), status=status,
+            account=account,
+            number=number,
+            amount_cents=amount_cents,
+            due_date=today + timedelta(days=due_in_days),
+            status=status,
         )
 
     even_due = invoice("T-1", 1000, -1)

@@ -58,11 +58,7 @@ def create_screens(browsers: dict[str, CMSClient], tag: str, per_user: int) -> A
 
 
 def screens_in_report(report: dict) -> set[str]:
-    return {
-        event["detail"].get("name")
-        for event in report["events"]
-        if event["action"] == "screen.created"
-    }
+    return {event["detail"].get("name") for event in report["events"] if event["action"] == "screen.created"}
 
 
 def reports_from_every_node(browser: CMSClient, nodes: int, attempts: int = 8) -> dict[str, dict]:
@@ -98,13 +94,10 @@ def audit_files_per_node(cluster: Cluster) -> dict[str, int]:
     counts = {}
     for node in cluster.nodes:
         lines = [
-            line
-            for path in sorted((node.disk / "audit").glob("audit-*.log"))
-            for line in path.read_text().splitlines()
+            line for path in sorted((node.disk / "audit").glob("audit-*.log")) for line in path.read_text().splitlines()
         ]
         counts[node.name] = sum(json.loads(line)["action"] == "screen.created" for line in lines)
     return counts
-
 
 
 @dataclass
@@ -133,9 +126,7 @@ def observe(lab, files_dir, nodes: int = 2, per_user: int = 5, crm_syncs: int = 
             screens_created=actions.total,
             served_by_node=dict(actions.served_by_node),
             local_audit_lines=audit_files_per_node(cluster),
-            report_coverage={
-                report: per_account[report.split("@")[0]] - count for report, count in missing.items()
-            },
+            report_coverage={report: per_account[report.split("@")[0]] - count for report, count in missing.items()},
             crm_statuses=dict(crm_statuses),
             crm=cluster.crm.stats(),
         )

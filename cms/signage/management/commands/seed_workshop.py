@@ -16,16 +16,20 @@ ACCOUNTS = [
         "name": "Acme Signage",
         "users": ["alice", "bob"],
         "screens": [("Lobby", "Main entrance"), ("Cafeteria", "Ground floor")],
-        "playlist": ("Welcome loop", ["https://media.example.com/acme/welcome.mp4",
-                                      "https://media.example.com/acme/menu.png"]),
+        "playlist": (
+            "Welcome loop",
+            ["https://media.example.com/acme/welcome.mp4", "https://media.example.com/acme/menu.png"],
+        ),
     },
     {
         "slug": "globex",
         "name": "Globex Displays",
         "users": ["carol", "dave"],
         "screens": [("Reception", "Building A"), ("Warehouse", "Dock 3")],
-        "playlist": ("Safety first", ["https://media.example.com/globex/safety.mp4",
-                                      "https://media.example.com/globex/exits.png"]),
+        "playlist": (
+            "Safety first",
+            ["https://media.example.com/globex/safety.mp4", "https://media.example.com/globex/exits.png"],
+        ),
     },
 ]
 

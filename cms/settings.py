@@ -41,6 +41,8 @@ MIDDLEWARE = [
     # First, so that it also marks responses made by the middleware below it.
     "cms.signage.middleware.ServedByMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Measures what the session engine costs the database (lab 02): X-Session-DB-Queries.
+    "cms.signage.middleware.SessionQueryCountMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

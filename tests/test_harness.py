@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from workshop.curriculum import UnknownLab, find_lab, lint, load_lab
-from workshop.layers import layer_dirs, materialize_starter
+from workshop.layers import layer_dirs, materialize_starter, settings_modules
 from workshop.paths import LABS_DIR, SOLUTIONS_DIR
 from workshop.processes import Supervisor
 from workshop.procfile import ProcfileError, read_procfile
@@ -21,7 +21,7 @@ def test_find_lab_accepts_numbers_and_names():
 
 @pytest.mark.parametrize("name", ["9", "abc", "", "00"])
 def test_find_lab_names_the_available_labs(name):
-    with pytest.raises(UnknownLab, match="Available labs: 01 \\(01-stateful\\)"):
+    with pytest.raises(UnknownLab, match=r"Available labs: 01 \(01-stateful\), 02 \(02-sessions\)"):
         find_lab(name)
 
 
@@ -53,9 +53,10 @@ def test_lint_wants_evidence_for_an_observe_step(tmp_path):
 
 
 def test_layers_put_the_lab_files_first_then_earlier_solutions():
-    lab = find_lab("01")
-    assert layer_dirs(lab, lab.path) == [lab.path]  # lab 01 has no earlier labs
-    assert lab.solution_path == SOLUTIONS_DIR / "01-stateful"
+    first, second = find_lab("01"), find_lab("02")
+    assert layer_dirs(first, first.path) == [first.path]  # lab 01 has no earlier labs
+    assert layer_dirs(second, second.path) == [second.path, SOLUTIONS_DIR / "01-stateful"]
+    assert settings_modules(first) == [] and settings_modules(second) == ["session_settings"]
 
 
 def test_the_starter_comes_from_git_whatever_the_learner_changed(tmp_path):

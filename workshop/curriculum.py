@@ -49,6 +49,8 @@ class Lab:
     edit: tuple[str, ...]
     steps: tuple[Step, ...]
     summary: str = ""
+    # Settings modules the lab contributes to cms.settings (cms reads CMS_SETTINGS_LAYERS).
+    settings: tuple[str, ...] = ()
     path: Path = field(default=Path())
 
     @property
@@ -103,6 +105,7 @@ def _parse_lab(path: Path, data: dict) -> Lab:
         edit=tuple(data.get("edit", ())),
         steps=steps,
         summary=data.get("summary", ""),
+        settings=tuple(data.get("settings", ())),
         path=path,
     )
 
@@ -159,6 +162,9 @@ def lint(lab: Lab) -> list[str]:
             problems.append(f"{where}: check file {step.check_file} does not exist")
         elif step.check_name not in _test_functions(check_file):
             problems.append(f"{where}: {step.check_file} has no test {step.check_name}")
+    for module in lab.settings:
+        if f"{module}.py" not in lab.edit:
+            problems.append(f"settings module {module} is not one of the editable files")
     for name in lab.edit:
         starter, solution = lab.path / name, lab.solution_path / name
         if not starter.is_file():

@@ -69,6 +69,11 @@ def layer_dirs(lab: Lab, files_dir: Path) -> list[Path]:
     return [files_dir, *reversed(earlier)]
 
 
+def settings_modules(lab: Lab) -> list[str]:
+    """The settings modules of this lab and the earlier ones, oldest first (newest wins)."""
+    return [module for other in all_labs() if other.number <= lab.number for module in other.settings]
+
+
 def find_in_layers(layers: list[Path], name: str, default: Path | None = None) -> Path | None:
     """The newest layer's copy of a file (a Procfile, a uwsgi.ini), else `default`."""
     for folder in layers:

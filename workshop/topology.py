@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.curriculum import Lab
-from workshop.layers import find_in_layers, layer_dirs
+from workshop.layers import find_in_layers, layer_dirs, settings_modules
 from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
@@ -118,6 +118,7 @@ class Cluster:
             "REDIS_URL": self.redis.url,
             "CRM_URL": self.crm.url,
             "CMS_DATA_DIR": str(self.run_dir / "shared"),
+            "CMS_SETTINGS_LAYERS": ",".join(settings_modules(self.lab)),
             **self.extra_env,
         }
         env.update(overrides)
@@ -160,6 +161,15 @@ class Cluster:
             )
         )
         return node
+
+    @property
+    def workers_per_node(self) -> int:
+        """uWSGI worker processes per node, as the Procfile's web line asks (--processes N)."""
+        web = self.procfile()["web"]
+        for flag in ("--processes", "-p", "--workers"):
+            if flag in web:
+                return int(web[web.index(flag) + 1])
+        return 1
 
     def stop_node(self, node: Node) -> None:
         if node.process:

@@ -3,6 +3,7 @@
 import os
 
 from django.conf import settings
+from django.db import connection
 
 
 def served_by() -> str:
@@ -25,3 +26,28 @@ class ServedByMiddleware:
 def served_by_context(request):
     """Template context processor: the same ``node/pid``, for the page footer."""
     return {"served_by": served_by()}
+
+
+class SessionQueryCountMiddleware:
+    """Adds ``X-Session-DB-Queries: N``: the SQL queries this request sent to the session
+    table (loading, saving or deleting the session). A session read from the cache costs 0.
+
+    It sits above SessionMiddleware, so it also counts the save at the end of the request.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        count = 0
+
+        def count_session_queries(execute, sql, params, many, context):
+            nonlocal count
+            if "django_session" in sql:
+                count += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count_session_queries):
+            response = self.get_response(request)
+        response["X-Session-DB-Queries"] = str(count)
+        return response

@@ -1,0 +1,95 @@
+"""Lab 02 checks: a logged-in user on two real nodes (uWSGI, 3 workers each) behind the
+load balancer, through node hops, restarts of every node, a cache flush and a logout.
+
+Page views are GETs of the dashboard: 200 means logged in, a redirect to /login/ means
+the session was not found. Each response says which node/worker served it and how many
+queries it sent to the session table (X-Session-DB-Queries).
+"""
+
+import pytest
+
+from workshop.scenarios.sessions import (
+    expired_sessions_after_clearsessions,
+    explain_logout,
+    flush_cache,
+    hop,
+    replay,
+    restart_every_node,
+)
+
+CLUSTER_OPTIONS = {"nodes": 2}
+USER = "alice"
+
+
+def logged_in_everywhere(client, cluster, failure, minimum):
+    """Log in once and browse until every worker of every node has answered."""
+    login_worker = client.login(USER).headers.get("X-Served-By", "?")
+    hops = hop(client, cluster, minimum=minimum)
+    every_worker = len(cluster.nodes) * cluster.workers_per_node
+    if len(hops.workers) < every_worker:
+        pytest.fail(f"the check could not reach every worker ({dict(hops.workers)}); see {cluster.logs_dir}")
+    assert hops.always_logged_in, failure(
+        "shared-cache",
+        explain_logout(login_worker, hops) + ".",
+    )
+    return hops
+
+
+def test_survives_node_hopping_and_restarts(cluster, client, failure):
+    logged_in_everywhere(client, cluster, failure, minimum=50)
+
+    restart_every_node(cluster)
+    after = hop(client, cluster, minimum=20)
+    assert after.always_logged_in, failure(
+        "shared-cache",
+        f"after restarting every node, {after.requests - after.logged_in} of {after.requests} page views "
+        "were logged out: the sessions lived in the nodes' processes.",
+        hint=2,
+    )
+
+
+def test_survives_a_cache_flush_and_reads_stay_in_the_cache(cluster, client, failure):
+    warm = logged_in_everywhere(client, cluster, failure, minimum=12)
+    assert sum(warm.session_queries) == 0, failure(
+        "cached-db",
+        f"{sum(warm.session_queries)} queries went to the session table in {warm.requests} page views "
+        f"(per view: {warm.session_queries[:12]}...): reads should come from the cache.",
+        hint=2,
+    )
+
+    flush_cache(cluster)
+    first = client.get("/")
+    assert first.status_code == 200, failure(
+        "cached-db", "after a flush of the shared cache, the user was logged out: the cache was the only copy."
+    )
+    after = hop(client, cluster, minimum=12)
+    assert after.always_logged_in and sum(after.session_queries) == 0, failure(
+        "cached-db",
+        f"after the flush, the first page view sent {first.headers.get('X-Session-DB-Queries')} queries to "
+        f"the session table, then {after.requests} more views sent {sum(after.session_queries)} and were "
+        f"logged in on {after.logged_in}: the first read should put the session back in the cache.",
+        hint=1,
+    )
+    assert int(first.headers["X-Session-DB-Queries"]) >= 1  # it came back from the database
+
+
+def test_logout_ends_the_session_everywhere(cluster, client, failure):
+    logged_in_everywhere(client, cluster, failure, minimum=12)
+    cookies = dict(client.http.cookies)
+    assert client.logout().status_code == 302
+
+    with replay(cluster, cookies) as old_tab:
+        after = hop(old_tab, cluster, minimum=20)
+    assert after.never_logged_in, failure(
+        "logout-everywhere",
+        f"after logging out through one node, the old session cookie was still logged in on "
+        f"{after.logged_in} of {after.requests} page views.",
+    )
+
+    before, remaining = expired_sessions_after_clearsessions(cluster)
+    assert before >= 3 and remaining == 0, failure(
+        "logout-everywhere",
+        f"3 expired sessions were created; the session table had {before} expired rows before "
+        f"`manage.py clearsessions` and {remaining} after: expired sessions must be rows it can purge.",
+        hint=1,
+    )

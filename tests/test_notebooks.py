@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb"]
+NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb", "02-sessions.ipynb"]
 
 
 def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
@@ -40,6 +40,19 @@ def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode
     ]
     assert not errors, f"{name}: cells raised {errors}"
     return notebook
+
+
+def summary_of(notebook: nbformat.NotebookNode) -> dict:
+    """The notebook's one `SUMMARY {json}` line, parsed."""
+    lines = [
+        line for cell in code_cells(notebook) for line in output_text(cell).splitlines() if line.startswith("SUMMARY ")
+    ]
+    assert len(lines) == 1, f"expected one SUMMARY line, got {lines}"
+    return json.loads(lines[0].removeprefix("SUMMARY "))
+
+
+def images_in(notebook: nbformat.NotebookNode) -> int:
+    return sum("image/png" in output.get("data", {}) for cell in code_cells(notebook) for output in cell.outputs)
 
 
 def code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -108,3 +121,32 @@ def test_stateful_lab_reproduces_and_fixes(monkeypatch):
         output for cell in code_cells(notebook) for output in cell.outputs if "image/png" in output.get("data", {})
     ]
     assert len(images) == 2, f"expected the audit and CRM charts, got {len(images)} image(s)"
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(1800)
+def test_sessions_notebook_measures_every_engine(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_NB_LATENCY_REQUESTS", "20")
+    notebook = execute("02-sessions.ipynb", monkeypatch)
+    summary = summary_of(notebook)
+    assert summary["latency_requests"] == 20, summary
+
+    # one node, the starter: several workers, and the user is logged out by one of them
+    starter = summary["starter_1_node"]
+    assert starter["workers_per_node"] > 1 and starter["first_logout"] is not None, starter
+
+    engines = summary["engines"]
+    survived = {engine: result["survived"] for engine, result in engines.items()}
+    assert set(engines) == {"locmem cache", "shared cache", "db", "cached_db", "signed_cookies"}, engines
+    assert not survived["locmem cache"]["node hop"], survived
+    assert survived["shared cache"]["node hop"] and survived["shared cache"]["node restart"], survived
+    assert not survived["shared cache"]["cache flush"], survived
+    assert survived["db"]["cache flush"], survived
+    assert all(survived["cached_db"].values()) and len(survived["cached_db"]) == 4, survived
+    assert engines["cached_db"]["session_queries_per_view"] == 0, engines
+    assert engines["db"]["session_queries_per_view"] >= 1, engines
+    # a copy of a signed cookie is still logged in after the logout
+    assert not survived["signed_cookies"]["logout elsewhere"], survived
+    assert all(result["median_ms"] > 0 for result in engines.values()), engines
+
+    assert images_in(notebook) == 2, "expected the survival grid and the latency chart"

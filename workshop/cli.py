@@ -6,6 +6,7 @@ import difflib
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -105,6 +106,42 @@ def demo(lab_name: str = LAB_ARG, solution: bool = SOLUTION_OPT) -> None:
     lab = resolve_lab(lab_name)
     scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
     scenario.demo(lab, lab_files_dir(lab, variant_of(solution)), console)
+
+
+@app.command()
+def sweep(
+    lab_name: str = LAB_ARG,
+    tasks: int = typer.Option(1000, "--tasks", min=10, help="renders per setting"),
+    json_out: Path = typer.Option(None, "--json", help="write the rows as JSON here"),
+    csv_out: Path = typer.Option(None, "--csv", help="write the rows as CSV here"),
+) -> None:
+    """Measure a trade-off over a setting's values (lab 03: --max-tasks-per-child)."""
+    import csv
+    import dataclasses
+    import importlib
+    import json
+
+    lab = resolve_lab(lab_name)
+    scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
+    if not hasattr(scenario, "run_sweep"):
+        errors.print(f"[red]error:[/red] lab {lab.code} has no sweep (lab 03 has one)")
+        raise typer.Exit(2)
+    with console.status("sweeping...") as status:
+        rows = scenario.run_sweep(lab, tasks, progress=lambda value: status.update(f"sweeping: {value}..."))
+    records = [dataclasses.asdict(row) for row in rows]
+    table = Table(title=f"Lab {lab.code}: {tasks} tasks per setting")
+    for column in records[0]:
+        table.add_column(column.replace("_", " "))
+    for record in records:
+        table.add_row(*("unlimited" if value is None else str(value) for value in record.values()))
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(records, indent=2))
+    if csv_out:
+        with open(csv_out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
 
 
 @app.command()
@@ -243,7 +280,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except CurriculumError as exc:
+    except (CurriculumError, StarterUnavailable) as exc:
         errors.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
 

@@ -51,6 +51,8 @@ class Lab:
     summary: str = ""
     # Settings modules the lab contributes to cms.settings (cms reads CMS_SETTINGS_LAYERS).
     settings: tuple[str, ...] = ()
+    # Procfile processes that run beside the web nodes (worker, beat).
+    processes: tuple[str, ...] = ()
     path: Path = field(default=Path())
 
     @property
@@ -106,6 +108,7 @@ def _parse_lab(path: Path, data: dict) -> Lab:
         steps=steps,
         summary=data.get("summary", ""),
         settings=tuple(data.get("settings", ())),
+        processes=tuple(data.get("processes", ())),
         path=path,
     )
 

@@ -47,7 +47,7 @@ class Cluster:
         lab: Lab,
         files_dir: Path | None = None,
         nodes: int = 2,
-        procfile_processes: tuple[str, ...] = (),
+        procfile_processes: tuple[str, ...] | None = None,
         crm_token_limit: int = 1,
         run_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
@@ -55,7 +55,7 @@ class Cluster:
         self.lab = lab
         self.files_dir = files_dir or lab.path
         self.layers = layer_dirs(lab, self.files_dir)
-        self.procfile_processes = procfile_processes
+        self.procfile_processes = lab.processes if procfile_processes is None else procfile_processes
         self.crm_token_limit = crm_token_limit
         self.extra_env = extra_env or {}
         prune_old_runs(keep=KEEP_RUNS)
@@ -83,7 +83,8 @@ class Cluster:
             self.manage("seed_workshop")
             for node in self.nodes:
                 self.start_node(node)
-            self.start_load_balancer()
+            if self.nodes:
+                self.start_load_balancer()
             for name in self.procfile_processes:
                 self.start_procfile_process(name)
         except BaseException:
@@ -244,26 +245,36 @@ http {{
     def procfile(self) -> dict[str, list[str]]:
         return read_procfile(find_in_layers(self.layers, "Procfile", default=BASE_PROCFILE))
 
-    def start_procfile_process(self, name: str, ready_pattern: str = r"ready\.|beat: Starting") -> ManagedProcess:
-        """Start one Procfile entry (worker, beat) with the cluster's environment."""
+    def start_procfile_process(
+        self, name: str, extra_args: tuple[str, ...] = (), ready_pattern: str = r"ready\.|beat: Starting"
+    ) -> ManagedProcess:
+        """Start one Procfile entry (worker, beat) with the cluster's environment;
+        `extra_args` are appended to its command line (a sweep over a flag's values)."""
         entries = self.procfile()
         if name not in entries:
             raise ServiceFailed(f"the Procfile has no {name!r} entry (it has: {', '.join(entries)})")
+        self.stop_procfile_process(name)
         disk = self.run_dir / name
         disk.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{name}.log"
+        log_offset = log_path.stat().st_size if log_path.exists() else 0
         process = self.supervisor.start(
             ProcessSpec(
                 name=name,
-                command=resolve_command(entries[name]),
+                command=[*resolve_command(entries[name]), *extra_args],
                 env=self.env(CMS_NODE_NAME=name, CMS_NODE_DIR=str(disk)),
                 cwd=disk,
                 log_path=log_path,
             )
         )
-        wait_for_log(log_path, ready_pattern, process)
         self.procfile_runs[name] = process
+        wait_for_log(log_path, ready_pattern, process, offset=log_offset)
         return process
+
+    def stop_procfile_process(self, name: str) -> None:
+        process = self.procfile_runs.pop(name, None)
+        if process:
+            self.supervisor.stop(process)
 
     def last_error(self, lines: int = 12) -> str | None:
         """The end of the newest Python traceback any process logged (where its cause is)."""
@@ -307,12 +318,16 @@ def prune_old_runs(keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60) -> None:
+def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60, offset: int = 0) -> None:
+    """Wait until the log, past `offset` bytes (an earlier run's lines), matches `pattern`."""
     deadline = time.monotonic() + timeout
     regex = re.compile(pattern)
     while time.monotonic() < deadline:
-        if path.exists() and regex.search(path.read_text(errors="replace")):
-            return
+        if path.exists():
+            with open(path, "rb") as log:
+                log.seek(offset)
+                if regex.search(log.read().decode(errors="replace")):
+                    return
         if not process.running():
             break
         time.sleep(0.2)

@@ -2,10 +2,14 @@
 
 import logging
 import os
+import time
 
+import psutil
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
+
+from cms import thumbnailer
 
 from .models import Invoice
 
@@ -40,3 +44,21 @@ def retry_partner_unpaid_invoices() -> dict:
 def ping() -> str:
     """Answers with the node and the pid of the worker process that ran it."""
     return f"pong {settings.CMS_NODE_NAME}/{os.getpid()}"
+
+
+@shared_task
+def render_screen_preview(layout: str = "default", width: int = 360, height: int = 360, seconds: float = 0) -> dict:
+    """Render a screen's preview with the vendor library (which leaks its frame buffer).
+
+    Returns which process ran it and that process's resident memory afterwards, so a
+    caller can see memory per worker child without sampling it.
+    """
+    if seconds:
+        time.sleep(seconds)  # a slow render: long enough to be caught mid-task
+    fingerprint = thumbnailer.render(layout, width, height)
+    return {
+        "fingerprint": fingerprint,
+        "pid": os.getpid(),
+        "rss_kib": psutil.Process().memory_info().rss // 1024,
+        "leaked_kib": thumbnailer.frame_bytes(width, height) // 1024,
+    }

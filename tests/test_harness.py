@@ -21,7 +21,7 @@ def test_find_lab_accepts_numbers_and_names():
 
 @pytest.mark.parametrize("name", ["9", "abc", "", "00"])
 def test_find_lab_names_the_available_labs(name):
-    with pytest.raises(UnknownLab, match=r"Available labs: 01 \(01-stateful\), 02 \(02-sessions\)"):
+    with pytest.raises(UnknownLab, match=r"Available labs: 01 \(01-stateful\), 02 \(02-sessions\), 03 "):
         find_lab(name)
 
 

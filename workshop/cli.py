@@ -20,7 +20,7 @@ from workshop.paths import backups_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages stay one line, easy to copy
 
 LAB_ARG = typer.Argument(..., help="lab number, e.g. 01")
 SOLUTION_OPT = typer.Option(False, "--solution", help="use the reference solution instead of your files")

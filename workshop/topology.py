@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,8 @@ class Cluster:
                 self.start_node(node)
             if self.nodes:
                 self.start_load_balancer()
-            for name in self.procfile_processes:
-                self.start_procfile_process(name)
+            for instance, name in procfile_instances(self.procfile_processes):
+                self.start_procfile_process(name, instance=instance)
         except BaseException:
             self.stop()
             raise
@@ -246,28 +247,34 @@ http {{
         return read_procfile(find_in_layers(self.layers, "Procfile", default=BASE_PROCFILE))
 
     def start_procfile_process(
-        self, name: str, extra_args: tuple[str, ...] = (), ready_pattern: str = r"ready\.|beat: Starting"
+        self,
+        name: str,
+        extra_args: tuple[str, ...] = (),
+        ready_pattern: str = r"ready\.|beat: Starting",
+        instance: str | None = None,
     ) -> ManagedProcess:
-        """Start one Procfile entry (worker, beat) with the cluster's environment;
-        `extra_args` are appended to its command line (a sweep over a flag's values)."""
+        """Start one Procfile entry (worker, beat) with the cluster's environment, as
+        `instance` (default: the entry's name; "beat-2" for a second beat) with a disk of
+        its own. `extra_args` are appended to its command line (a sweep over a flag)."""
         entries = self.procfile()
         if name not in entries:
             raise ServiceFailed(f"the Procfile has no {name!r} entry (it has: {', '.join(entries)})")
-        self.stop_procfile_process(name)
-        disk = self.run_dir / name
+        instance = instance or name
+        self.stop_procfile_process(instance)
+        disk = self.run_dir / instance
         disk.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs_dir / f"{name}.log"
+        log_path = self.logs_dir / f"{instance}.log"
         log_offset = log_path.stat().st_size if log_path.exists() else 0
         process = self.supervisor.start(
             ProcessSpec(
-                name=name,
+                name=instance,
                 command=[*resolve_command(entries[name]), *extra_args],
-                env=self.env(CMS_NODE_NAME=name, CMS_NODE_DIR=str(disk)),
+                env=self.env(CMS_NODE_NAME=instance, CMS_NODE_DIR=str(disk)),
                 cwd=disk,
                 log_path=log_path,
             )
         )
-        self.procfile_runs[name] = process
+        self.procfile_runs[instance] = process
         wait_for_log(log_path, ready_pattern, process, offset=log_offset)
         return process
 
@@ -295,6 +302,17 @@ http {{
         rows.append(("crm", self.crm.url, str(self.logs_dir / "crm.log")))
         rows += [(name, "-", str(self.logs_dir / f"{name}.log")) for name in self.procfile_runs]
         return rows
+
+
+def procfile_instances(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(instance, entry) pairs: an entry listed twice runs twice, as beat-1 and beat-2."""
+    counts = Counter(names)
+    seen: Counter[str] = Counter()
+    pairs = []
+    for name in names:
+        seen[name] += 1
+        pairs.append((f"{name}-{seen[name]}" if counts[name] > 1 else name, name))
+    return pairs
 
 
 def _traceback_end(text: str, lines: int) -> str:

@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Account(models.Model):
@@ -106,3 +107,15 @@ class Invoice(models.Model):
 
     def __str__(self):
         return self.number
+
+
+class BeatTick(models.Model):
+    """One run of lab 04's fast periodic task: when it ran, and which beat sent it."""
+
+    task_id = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=50)
+    sent_by = models.CharField(max_length=200)  # Celery's origin header: gen<pid>@<host>
+    ran_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.label} at {self.ran_at:%H:%M:%S.%f} from {self.sent_by}"

@@ -6,18 +6,20 @@ import time
 
 import psutil
 from celery import shared_task
+from celery.schedules import crontab
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
 from cms import thumbnailer
 
-from .models import Invoice
+from .models import BeatTick, Invoice
+from .periodic import periodic_task_that_checks_time
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task
-def retry_partner_unpaid_invoices() -> dict:
+def charge_unpaid_invoices() -> dict:
     """Try again to charge every unpaid invoice that is due.
 
     Each run counts one attempt per invoice. The charge is simulated and deterministic:
@@ -38,6 +40,29 @@ def retry_partner_unpaid_invoices() -> dict:
         counts["attempted"] += 1
         counts["paid" if charged else "still_unpaid"] += 1
     return counts
+
+
+# The talk's schedule: at 00:20 on the 2nd, 8th and 15th of each month (lab 04's beat sends it).
+RETRY_INVOICES_SCHEDULE = crontab(hour=0, minute=20, day_of_month=[2, 8, 15])
+
+
+@periodic_task_that_checks_time(run_every=RETRY_INVOICES_SCHEDULE)
+def retry_partner_unpaid_invoices() -> dict:
+    """The periodic task: charge_unpaid_invoices, guarded by the clock (see periodic.py)."""
+    return charge_unpaid_invoices()
+
+
+@shared_task(bind=True)
+def record_tick(self, label: str = "tick") -> None:
+    """Lab 04's fast periodic task: records when it ran, and which process sent it
+    (Celery's "origin" header: gen<pid>@<host> of the beat that published it)."""
+    BeatTick.objects.create(task_id=self.request.id, label=label, sent_by=self.request.origin or "?")
+
+
+@shared_task
+def clear_expired_sessions() -> None:
+    """Daily: delete expired sessions from the database (what `manage.py clearsessions` does)."""
+    call_command("clearsessions")
 
 
 @shared_task

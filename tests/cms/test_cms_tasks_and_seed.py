@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
+from cms.signage import periodic
 from cms.signage.models import Account, Invoice, Playlist, Profile, Screen
-from cms.signage.tasks import ping, retry_partner_unpaid_invoices
+from cms.signage.tasks import charge_unpaid_invoices, ping, retry_partner_unpaid_invoices
 
 
 def test_retry_charges_due_unpaid_invoices(account):
@@ -30,7 +31,7 @@ def test_retry_charges_due_unpaid_invoices(account):
     not_due = invoice("T-3", 1000, 1)
     paid = invoice("T-4", 1000, -5, Invoice.Status.PAID)
 
-    assert retry_partner_unpaid_invoices() == {"attempted": 2, "paid": 1, "still_unpaid": 1}
+    assert charge_unpaid_invoices() == {"attempted": 2, "paid": 1, "still_unpaid": 1}
     for each in (even_due, odd_due, not_due, paid):
         each.refresh_from_db()
     assert (even_due.status, even_due.attempts) == ("paid", 1)
@@ -40,9 +41,20 @@ def test_retry_charges_due_unpaid_invoices(account):
     assert paid.attempts == 0
 
     # The next run only retries what is still unpaid.
-    assert retry_partner_unpaid_invoices.apply().get() == {"attempted": 1, "paid": 0, "still_unpaid": 1}
+    assert charge_unpaid_invoices() == {"attempted": 1, "paid": 0, "still_unpaid": 1}
     odd_due.refresh_from_db()
     assert odd_due.attempts == 2
+
+
+def test_the_periodic_task_runs_only_in_its_scheduled_minutes(account, monkeypatch):
+    from datetime import datetime
+    from datetime import timezone as tz
+
+    Invoice.objects.create(account=account, number="G-1", amount_cents=1000, due_date=timezone.localdate())
+    monkeypatch.setattr(periodic, "now", lambda: datetime(2026, 11, 9, 0, 20, tzinfo=tz.utc))
+    assert "skipped" in retry_partner_unpaid_invoices.apply().get()  # the 9th is not a scheduled day
+    monkeypatch.setattr(periodic, "now", lambda: datetime(2026, 11, 8, 0, 20, 30, tzinfo=tz.utc))
+    assert retry_partner_unpaid_invoices.apply().get()["attempted"] >= 1
 
 
 def test_ping_names_node_and_worker_process():

@@ -13,6 +13,7 @@ from workshop.paths import LABS_DIR, SOLUTIONS_DIR
 from workshop.processes import Supervisor
 from workshop.procfile import ProcfileError, read_procfile
 from workshop.services import start_crm
+from workshop.topology import procfile_instances
 
 
 def test_find_lab_accepts_numbers_and_names():
@@ -64,6 +65,14 @@ def test_the_starter_comes_from_git_whatever_the_learner_changed(tmp_path):
     folder = materialize_starter(lab, tmp_path)
     for name in lab.edit:
         assert "TODO" in (folder / name).read_text()
+
+
+def test_an_entry_listed_twice_runs_as_numbered_instances():
+    assert procfile_instances(("worker", "beat", "beat")) == [
+        ("worker", "worker"),
+        ("beat-1", "beat"),
+        ("beat-2", "beat"),
+    ]
 
 
 def test_procfile_parsing(tmp_path):

@@ -2,7 +2,7 @@
 
 The cluster tests start real processes (uWSGI, nginx, Valkey, the CRM stand-in) from
 inside the notebooks' kernel; every notebook stops its clusters itself. The numbers are
-kept small through WORKSHOP_NB_PER_USER and WORKSHOP_NB_CRM_SYNCS.
+kept small through environment variables (WORKSHOP_NB_PER_USER, WORKSHOP_NB_CRM_SYNCS, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb", "02-sessions.ipynb"]
+NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb", "02-sessions.ipynb", "03-celery-leaks.ipynb"]
 
 
 def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
@@ -150,3 +150,56 @@ def test_sessions_notebook_measures_every_engine(monkeypatch):
     assert all(result["median_ms"] > 0 for result in engines.values()), engines
 
     assert images_in(notebook) == 2, "expected the survival grid and the latency chart"
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(1800)
+def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_NB_TASKS", "300")
+    monkeypatch.setenv("WORKSHOP_NB_SWEEP_TASKS", "40")
+    monkeypatch.setenv("WORKSHOP_NB_LARGE_RENDERS", "60")
+    notebook = execute("03-celery-leaks.ipynb", monkeypatch)
+    summary = summary_of(notebook)
+    assert (summary["tasks"], summary["sweep_tasks"], summary["large_renders"]) == (300, 40, 60), summary
+    small, large = summary["leak_kib"]["small"], summary["leak_kib"]["large"]
+
+    # every batch: every render succeeded
+    large_runs = summary["large"]
+    batches = [summary["starter"], summary["solution"], large_runs["max_tasks_only"], large_runs["solution"]]
+    assert all(batch["succeeded"] == batch["tasks"] for batch in batches), batches
+    assert all(row["succeeded"] == row["tasks"] == 40 for row in summary["sweep"]), summary["sweep"]
+
+    # the starter: two children for good; the busier one ran >= 150 renders and kept every leak
+    starter = summary["starter"]
+    assert starter["tasks"] == 300 and starter["children"] == 2, starter
+    assert starter["peak_rss_kib"] - starter["baseline_kib"] >= 100 * small, starter
+    # the solution, 300 thumbnails: no child past 400 tasks, none past the check's ceiling
+    # (150 renders a child on average, below both limits: children are not replaced yet)
+    solution = summary["solution"]
+    assert solution["tasks"] == 300 and solution["children"] >= 2, solution
+    assert solution["most_tasks_on_a_child"] <= 400, solution
+    assert solution["peak_rss_kib"] <= solution["baseline_kib"] + 450 * small, solution
+
+    # the sweep: every limit, in order; one task per child is the slowest, unlimited keeps 2 children
+    sweep = {row["max_tasks_per_child"]: row for row in summary["sweep"]}
+    assert list(sweep) == [1, 10, 100, 400, None], summary["sweep"]
+    assert sweep[1]["tasks_per_second"] < sweep[None]["tasks_per_second"], summary["sweep"]
+    assert sweep[1]["children"] > sweep[None]["children"] == 2, summary["sweep"]
+
+    # full-HD renders: a count alone lets the busier child (>= 30 renders) keep every frame (one of slack);
+    # the memory limit (256 MiB, checked after each task) replaces children and stays below 300 MiB
+    count_only, memory_limit = large_runs["max_tasks_only"], large_runs["solution"]
+    assert count_only["children"] == 2, count_only
+    assert count_only["peak_rss_kib"] >= count_only["baseline_kib"] + 29 * large, count_only
+    assert memory_limit["children"] >= 3, memory_limit
+    assert memory_limit["peak_rss_kib"] <= large_runs["ceiling_mib"] * 1024, memory_limit
+    assert memory_limit["peak_rss_kib"] < count_only["peak_rss_kib"], large_runs
+
+    # a child killed mid-task: lost with the starter and with acks_late alone, run again by the solution
+    kill = summary["kill"]
+    assert kill["starter"]["state"] == "FAILURE" and "WorkerLostError" in kill["starter"]["error"], kill
+    assert kill["acks_late_only"]["state"] == "FAILURE" and "WorkerLostError" in kill["acks_late_only"]["error"], kill
+    assert kill["solution"]["state"] == "SUCCESS", kill
+    assert kill["solution"]["ran_on"] != kill["solution"]["killed_pid"], kill
+
+    assert images_in(notebook) == 5, "expected the two RSS charts, the two sweep charts and the safety net"

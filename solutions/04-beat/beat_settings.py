@@ -23,7 +23,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=0, minute=20, day_of_month=[2, 8, 15]),
     },
     # Lab 02's sessions: purge expired ones every night.
-    "clear-expired-sessions": {"task": "cms.signage.tasks.clear_expired_sessions", "schedule": crontab(hour=3, minute=0)},
+    "clear-expired-sessions": {
+        "task": "cms.signage.tasks.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=0),
+    },
 }
 
 CELERY_REDBEAT_REDIS_URL = REDIS_URL

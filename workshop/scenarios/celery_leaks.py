@@ -176,14 +176,39 @@ def run_sweep(lab, tasks: int, limits=LIMITS, progress=None) -> list[SweepRow]:
 # -- workshop demo 03 -----------------------------------------------------------------------
 
 
-def demo(lab, files_dir, console, tasks: int = 400) -> None:
-    """`workshop demo 03`: run renders on the lab's worker and watch each child's memory."""
+def live_children_table(worker: ManagedProcess, started: dict[int, int]):
+    """A table of the worker's children right now: RSS, and growth since first seen."""
     from rich.table import Table
 
-    with console.status(f"starting a worker and running {tasks} renders..."):
-        with Cluster(lab, files_dir=files_dir, nodes=0) as cluster:
-            baseline = children_rss_kib(cluster.procfile_runs["worker"])
-            batch = run_batch(celery_client(cluster.redis.url), tasks)
+    table = Table(title="worker children, live (psutil)")
+    for column in ("child pid", "RSS now", "grown since first seen"):
+        table.add_column(column)
+    for pid, kib in sorted(children_rss_kib(worker).items()):
+        first = started.setdefault(pid, kib)
+        table.add_row(str(pid), f"{kib / 1024:.0f} MiB", f"{(kib - first) / 1024:+.0f} MiB")
+    return table
+
+
+def demo(lab, files_dir, console, tasks: int = 400) -> None:
+    """`workshop demo 03`: run renders on the lab's worker, watching each child's memory live."""
+    import threading
+
+    from rich.live import Live
+    from rich.table import Table
+
+    with Cluster(lab, files_dir=files_dir, nodes=0) as cluster:
+        worker = cluster.procfile_runs["worker"]
+        baseline = children_rss_kib(worker)
+        outcome: list[Batch] = []
+        runner = threading.Thread(target=lambda: outcome.append(run_batch(celery_client(cluster.redis.url), tasks)))
+        runner.start()
+        first_seen: dict[int, int] = dict(baseline)
+        with Live(live_children_table(worker, first_seen), console=console, refresh_per_second=4) as live:
+            while runner.is_alive():
+                runner.join(0.25)
+                live.update(live_children_table(worker, first_seen))
+        batch = outcome[0]
+    console.print()
     table = Table(title=f"{batch.succeeded} of {batch.tasks} renders succeeded, {batch.tasks_per_second:.0f} tasks/s")
     for column in ("child pid", "tasks", "RSS after its last task", "growth per task"):
         table.add_column(column)

@@ -5,6 +5,8 @@ They need no login and leave no trace: no audit entry, and they never touch the 
 """
 
 import logging
+import math
+import time
 
 from django.db import DatabaseError, connections
 from django.http import HttpResponse
@@ -33,3 +35,22 @@ def ready(request):
         logger.warning("not ready: database unavailable: %s", exc)
         return HttpResponse("not ready: database unavailable", status=503, content_type="text/plain")
     return HttpResponse("ready", content_type="text/plain")
+
+
+SLOW_CAP_SECONDS = 30.0
+
+
+@never_cache
+@require_safe
+def slow(request):
+    """A request that takes ``?seconds=N`` (at most 30): the slow request a rollout must
+    let finish (lab 05). No database, no session, no login."""
+    try:
+        seconds = float(request.GET.get("seconds", "1"))
+    except ValueError:
+        seconds = float("nan")
+    if math.isnan(seconds):
+        return HttpResponse("seconds must be a number", status=400, content_type="text/plain")
+    seconds = min(max(seconds, 0.0), SLOW_CAP_SECONDS)
+    time.sleep(seconds)
+    return HttpResponse(f"slept {seconds:g} s", content_type="text/plain")

@@ -16,4 +16,5 @@ urlpatterns = [
     path("crm/sync/", views.crm_sync, name="crm_sync"),
     path("healthz/live", health.live, name="health_live"),
     path("healthz/ready", health.ready, name="health_ready"),
+    path("healthz/slow", health.slow, name="health_slow"),
 ]

@@ -32,11 +32,11 @@ def senders(items):
 def test_one_beat_sends_each_tick(cluster, failure):
     time.sleep(3)  # both beats settled: one holds the lock, or both send
     seen = watch(cluster, WINDOW)
-    gap = shortest_gap(seen)
-    assert 10 <= len(seen) <= 13 and gap is not None and gap >= 0.5, failure(
+    # Counted by sender, not by timing: a busy worker may run two ticks close together.
+    assert 10 <= len(seen) <= 13 and len(senders(seen)) == 1, failure(
         "redbeat",
-        f"in {WINDOW} s the 1 s tick ran {len(seen)} times (10 to 13 expected), sent by {senders(seen)}; "
-        f"the shortest gap between two runs was {gap} s.",
+        f"in {WINDOW} s the 1 s tick ran {len(seen)} times (10 to 13 expected, all sent by one beat); "
+        f"senders: {senders(seen)}; the shortest gap between two runs was {shortest_gap(seen)} s.",
     )
     assert not schedule_files(cluster), failure(
         "redbeat", f"schedule files on the beats' local disks: {schedule_files(cluster)}.", hint=2

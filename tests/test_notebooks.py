@@ -16,7 +16,13 @@ from nbclient import NotebookClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ["00-start-here.ipynb", "01-stateful.ipynb", "02-sessions.ipynb", "03-celery-leaks.ipynb"]
+NOTEBOOKS = [
+    "00-start-here.ipynb",
+    "01-stateful.ipynb",
+    "02-sessions.ipynb",
+    "03-celery-leaks.ipynb",
+    "04-beat.ipynb",
+]
 
 
 def execute(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
@@ -203,3 +209,40 @@ def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
     assert kill["solution"]["ran_on"] != kill["solution"]["killed_pid"], kill
 
     assert images_in(notebook) == 5, "expected the two RSS charts, the two sweep charts and the safety net"
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(900)
+def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
+    window = 8
+    monkeypatch.setenv("WORKSHOP_NB_WINDOW", str(window))
+    monkeypatch.setenv("WORKSHOP_NB_FAILOVER_WAIT", "10")  # the failover budget (7 s) and some slack
+    notebook = execute("04-beat.ipynb", monkeypatch)
+    summary = summary_of(notebook)
+    assert (summary["window"], summary["failover_wait"]) == (window, 10), summary
+    assert (summary["tick_seconds"], summary["lock_timeout"], summary["max_loop_interval"]) == (1, 5, 1), summary
+
+    # the starter: both beats send every tick (about 2 x window), each keeps a file, the damage is logged
+    starter = summary["starter"]
+    assert set(starter["senders"]) == {"beat-1", "beat-2"}, starter
+    assert starter["ticks"] > window + 3, starter
+    for beat in ("beat-1", "beat-2"):
+        assert any(path.startswith(f"{beat}/celerybeat-schedule") for path in starter["schedule_files"]), starter
+    assert any("corrupted schedule file" in line for line in starter["corrupt_log"]), starter["corrupt_log"]
+
+    # the solution: one sender, one tick a second, never two within half a second, no file on any disk
+    solution = summary["solution"]
+    assert len(solution["senders"]) == 1, solution
+    assert window - 2 <= solution["ticks"] <= window + 1, solution
+    assert solution["shortest_gap"] >= 0.5, solution
+    assert solution["schedule_files"] == [], solution
+    # killed, the sender falls silent; the other beat sends within lock timeout + 2 loops (7 s)
+    failover = solution["failover"]
+    assert failover["budget_seconds"] == 7, failover
+    assert list(failover["before"]) == [failover["killed"]], failover
+    assert failover["after"] and failover["killed"] not in failover["after"], failover
+    assert failover["gap_seconds"] is not None and failover["gap_seconds"] <= 7, failover
+
+    # the starter and solution timelines, the failover, and your timeline when your files ran
+    expected = 3 + (summary["yours"] is not None)
+    assert images_in(notebook) == expected, f"expected {expected} charts, got {images_in(notebook)}"

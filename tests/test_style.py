@@ -5,7 +5,7 @@ import sys
 
 from workshop.paths import ROOT
 
-SOURCES = ["cms", "workshop", "tests", "labs", "solutions"]
+SOURCES = ["cms", "workshop", "tests", "labs", "solutions", "notebooks"]
 
 
 def test_ruff_lint_is_clean():

@@ -73,6 +73,7 @@ class Cluster:
         self.crm: CRM | None = None
         self.lb: ManagedProcess | None = None
         self.procfile_runs: dict[str, ManagedProcess] = {}
+        self.instance_of_pid: dict[int, str] = {}  # every Procfile process ever started, by pid
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "Cluster":
@@ -275,6 +276,7 @@ http {{
             )
         )
         self.procfile_runs[instance] = process
+        self.instance_of_pid[process.pid] = instance
         wait_for_log(log_path, ready_pattern, process, offset=log_offset)
         return process
 

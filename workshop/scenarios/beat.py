@@ -39,7 +39,8 @@ def ticks(cluster: Cluster, label: str = "tick", since: datetime | None = None) 
 
 
 def beat_names_by_pid(cluster: Cluster) -> dict[int, str]:
-    return {process.pid: name for name, process in cluster.procfile_runs.items() if name.startswith("beat")}
+    """Every beat process the cluster started, restarted ones included."""
+    return {pid: name for pid, name in cluster.instance_of_pid.items() if name.startswith("beat")}
 
 
 def sender_name(origin: str, names: dict[int, str]) -> str:

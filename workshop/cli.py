@@ -145,6 +145,51 @@ def sweep(
 
 
 @app.command()
+def rollout(
+    lab_name: str = LAB_ARG,
+    solution: bool = SOLUTION_OPT,
+    replicas: int = typer.Option(None, "--replicas", min=1, max=8, help="pods (default: the Deployment's replicas)"),
+    rate: float = typer.Option(120.0, "--rate", min=1, max=400, help="requests per second through the load balancer"),
+    rollouts: int = typer.Option(1, "--rollouts", min=1, max=5, help="rolling updates, one after the other"),
+    json_out: Path = typer.Option(None, "--json", help="write every request and pod event here"),
+) -> None:
+    """Rehearse a rolling update of the lab's Deployment under load; exit 1 if any request failed."""
+    from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+    from workshop.rollout.manifest import ManifestError
+    from workshop.rollout.rehearsal import LoadShape, Rehearsal
+    from workshop.rollout.report import print_summary
+
+    lab = resolve_lab(lab_name)
+    raise_keyboard_interrupt_on_sigterm()
+    try:
+        rehearsal = Rehearsal(
+            lab, lab_files_dir(lab, variant_of(solution)), replicas=replicas, shape=LoadShape(rate=rate)
+        )
+    except ManifestError as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        with console.status(f"starting the services and {rehearsal.replicas} pods..."):
+            rehearsal.__enter__()
+        with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
+            timeline = rehearsal.run(rollouts=rollouts)
+    except ServiceFailed as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopping...")
+        raise
+    finally:
+        rehearsal.close()
+    summary = print_summary(timeline, console)
+    if json_out:
+        timeline.write_json(json_out)
+        console.print(f"timeline written to {json_out}")
+    console.print(f"logs: {rehearsal.logs_dir}")
+    raise typer.Exit(1 if summary["failed"] else 0)
+
+
+@app.command()
 def check(
     lab_name: str = LAB_ARG,
     solution: bool = SOLUTION_OPT,

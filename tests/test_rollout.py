@@ -1,0 +1,208 @@
+"""The lab 05 rehearsal: manifest parsing, the per-pod path/port mapping, the rolling
+update arithmetic, the summary of a recorded timeline, and a clean stop on Ctrl-C."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workshop.paths import BIN_DIR, ROOT
+from workshop.rollout.manifest import ManifestError, load_deployment, surge_and_unavailable
+from workshop.rollout.render import PodLayout
+from workshop.rollout.timeline import Event, Request, Timeline
+
+LAB = ROOT / "labs" / "05-uwsgi-rollouts"
+SOLUTION = ROOT / "solutions" / "05-uwsgi-rollouts"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_solution_manifest_is_read_with_every_field():
+    deployment = load_deployment(SOLUTION / "k8s" / "deployment.yaml")
+    assert deployment.replicas == 3
+    assert deployment.surge_and_unavailable() == (1, 0)
+    assert deployment.grace_seconds == 20
+    uwsgi, nginx = deployment.container("uwsgi"), deployment.container("nginx")
+    assert (uwsgi.readiness.kind, uwsgi.readiness.path, uwsgi.readiness.port) == ("httpGet", "/login/", 8000)
+    assert (nginx.readiness.path, nginx.readiness.port, nginx.readiness.period) == ("/nginx-health", 8080, 1)
+    assert uwsgi.pre_stop.command[-1] == "sleep 5; echo q > /run/uwsgi/uwsgififo"
+    assert (uwsgi.pre_stop.seconds, nginx.pre_stop.seconds) == (5, 10)
+    assert uwsgi.mounts == {"/run/uwsgi": "uwsgi-run"}  # configMap mounts are not mapped
+    assert nginx.mounts == {"/tmp": "tmp"}
+
+
+def test_the_starter_manifest_gets_the_kubernetes_defaults():
+    deployment = load_deployment(LAB / "k8s" / "deployment.yaml")
+    assert deployment.grace_seconds == 30 and not deployment.declared["terminationGracePeriodSeconds"]
+    assert (deployment.max_surge, deployment.max_unavailable) == ("25%", "25%")
+    assert deployment.container("uwsgi").readiness is None
+    assert deployment.container("nginx").readiness.kind == "tcpSocket"
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("kind: Deployment\nmetadata: {name: x\n", "not valid YAML"),
+        ("kind: Service\nmetadata: {name: x}\n", "kind: Deployment"),
+        ("kind: Deployment\nmetadata: {name: x}\n", "spec is missing"),
+        ("kind: Deployment\nmetadata: {name: x}\nspec: {replicas: 2}\n", "spec.template is missing"),
+        (
+            "kind: Deployment\nmetadata: {name: x}\nspec:\n  template: {spec: {containers: []}}\n",
+            "spec.template.spec.containers is empty",
+        ),
+        (
+            "kind: Deployment\nmetadata: {name: x}\nspec:\n"
+            "  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}\n"
+            "  template: {spec: {containers: [{name: a, image: cms}]}}\n",
+            "both 0",
+        ),
+        (
+            "kind: Deployment\nmetadata: {name: x}\nspec:\n  template: {spec: {containers: [{name: a, image: cms, "
+            "readinessProbe: {httpGet: {path: /, port: web}}}]}}\n",
+            "readinessProbe.httpGet.port is 'web'",
+        ),
+        (
+            "kind: Deployment\nmetadata: {name: x}\nspec:\n  template: {spec: {terminationGracePeriodSeconds: soon, "
+            "containers: [{name: a, image: cms}]}}\n",
+            "terminationGracePeriodSeconds must be a int",
+        ),
+    ],
+)
+def test_a_malformed_manifest_names_the_file_and_the_field(tmp_path, text, field):
+    path = write(tmp_path, text)
+    with pytest.raises(ManifestError) as error:
+        load_deployment(path)
+    assert str(path) in str(error.value) and field in str(error.value)
+
+
+def test_a_missing_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(ManifestError, match="no such file"):
+        load_deployment(tmp_path / "k8s" / "deployment.yaml")
+
+
+@pytest.mark.parametrize(
+    "replicas, surge, unavailable, expected",
+    [
+        (3, "25%", "25%", (1, 0)),  # surge rounds up, unavailable rounds down
+        (4, "25%", "25%", (1, 1)),
+        (10, "25%", "25%", (3, 2)),
+        (3, 1, 0, (1, 0)),
+        (5, "0%", "40%", (0, 2)),
+        (1, "100%", 0, (1, 0)),
+    ],
+)
+def test_surge_and_unavailable_round_like_the_deployment_controller(replicas, surge, unavailable, expected):
+    assert surge_and_unavailable(replicas, surge, unavailable) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, "abc", "25", True, "10.5%"])
+def test_surge_rejects_what_kubernetes_rejects(bad):
+    with pytest.raises(ManifestError):
+        surge_and_unavailable(3, bad, 0)
+
+
+def test_paths_and_ports_map_into_the_pods_own_run_directory(tmp_path):
+    deployment = load_deployment(SOLUTION / "k8s" / "deployment.yaml")
+    layout = PodLayout.for_pod(deployment, tmp_path / "pod-1", ports={8000: 41000, 8080: 42000})
+    run = tmp_path / "pod-1" / "volumes"
+    assert layout.render("master-fifo = /run/uwsgi/uwsgififo") == f"master-fifo = {run}/uwsgi-run/uwsgififo"
+    assert layout.render("echo q > /run/uwsgi/uwsgififo") == f"echo q > {run}/uwsgi-run/uwsgififo"
+    assert layout.render("pid /tmp/nginx.pid;") == f"pid {run}/tmp/nginx.pid;"
+    assert layout.render("/var/tmp/x /tmpfile") == "/var/tmp/x /tmpfile"  # only where a mount starts a path
+    assert layout.render("http-socket = 127.0.0.1:8000") == "http-socket = 127.0.0.1:41000"
+    assert layout.render("http-socket = :8000") == "http-socket = 127.0.0.1:41000"
+    assert layout.render("listen 8080;") == "listen 127.0.0.1:42000;"
+    assert layout.render("listen 0.0.0.0:8080;") == "listen 127.0.0.1:42000;"
+    assert layout.render("server 127.0.0.1:8000;") == "server 127.0.0.1:41000;"
+    assert layout.render("timeout 80000; version 1.8000") == "timeout 80000; version 1.8000"
+
+
+def test_each_pod_gets_ports_and_folders_of_its_own(tmp_path):
+    deployment = load_deployment(SOLUTION / "k8s" / "deployment.yaml")
+    one, two = (PodLayout.for_pod(deployment, tmp_path / name) for name in ("a", "b"))
+    assert set(one.ports) == set(two.ports) == {8000, 8080}
+    assert not set(one.ports.values()) & set(two.ports.values())
+    assert one.render("/tmp/x") != two.render("/tmp/x")
+
+
+def recorded_timeline() -> Timeline:
+    """Pod a is serving at 1 s, terminating at 10 s, told to stop (SIGTERM) at 12 s;
+    pod b is registered at 11 s but serving only at 12 s."""
+    events = [
+        Event(1.0, "a", "serving"),
+        Event(10.0, "a", "terminating"),
+        Event(12.0, "a", "sigterm", "uwsgi"),
+        Event(11.0, "b", "registered"),
+        Event(12.0, "b", "serving"),
+    ]
+    requests = [
+        Request(2.0, 2.01, "/login/", "keep-alive", status=200, pod="a"),
+        Request(9.5, 12.5, "/healthz/slow?seconds=3", "fresh", status=502, pod="a"),  # in flight at SIGTERM
+        Request(10.5, 10.51, "/login/", "fresh", status=502, pod="a"),  # after termination began
+        Request(11.2, 11.21, "/login/", "keep-alive", status=502, pod="b"),  # before b served
+        Request(11.3, 11.31, "/login/", "keep-alive", error="ConnectError: refused"),
+        Request(12.5, 12.51, "/login/", "fresh", status=200, pod="b"),
+    ]
+    return Timeline(requests=requests, events=events, rollouts=[(0.0, 20.0)], settings={"replicas": 2})
+
+
+def test_the_summary_counts_failures_by_class():
+    summary = recorded_timeline().summary()
+    assert (summary["requests"], summary["ok"], summary["http_5xx"], summary["connection_errors"]) == (6, 2, 3, 1)
+    assert summary["failures_by_class"] == {
+        "in-flight-at-shutdown": 1,
+        "after-termination": 1,
+        "not-serving-yet": 1,
+        "other": 1,
+    }
+    assert (summary["slow_in_flight_at_shutdown"], summary["slow_in_flight_at_shutdown_ok"]) == (1, 0)
+    assert summary["rollouts"] == [{"seconds": 20.0, "requests": 6, "rate": 0.3, "failed": 4}]
+    assert summary["p50_ms"] == 10.0
+
+
+def test_the_json_timeline_round_trips(tmp_path):
+    timeline = recorded_timeline()
+    timeline.write_json(tmp_path / "run.json")
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert data["summary"]["failed"] == 4 and len(data["requests"]) == 6 and len(data["events"]) == 5
+    assert Timeline.from_json(data).summary() == timeline.summary()
+
+
+@pytest.mark.cluster
+def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
+    rollout = subprocess.Popen(
+        [str(BIN_DIR / "workshop"), "rollout", "05", "--solution", "--rate", "30"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    me = psutil.Process(rollout.pid)
+    seen: dict[int, psutil.Process] = {}
+
+    def servers() -> list[psutil.Process]:
+        for child in me.children(recursive=True):
+            seen.setdefault(child.pid, child)
+        alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        return [p for p in alive if re.search("uwsgi|nginx", " ".join(p.cmdline()), re.I)]
+
+    deadline = time.monotonic() + 90
+    while len(servers()) < 10 and time.monotonic() < deadline and rollout.poll() is None:
+        time.sleep(0.3)  # the LB, 3 pods (nginx + uWSGI masters and workers)
+    time.sleep(8)  # well into the rolling update: a new pod starting, an old one stopping
+    assert rollout.poll() is None, "the rollout ended before it could be interrupted"
+    assert len(servers()) >= 10
+    os.kill(rollout.pid, signal.SIGINT)
+    assert rollout.wait(timeout=60) == 130
+    time.sleep(0.5)
+    left = [p.pid for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"still running after Ctrl-C: {left}"

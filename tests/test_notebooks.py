@@ -25,6 +25,7 @@ NOTEBOOKS = [
     "02-sessions.ipynb",
     "03-celery-leaks.ipynb",
     "04-beat.ipynb",
+    "05-uwsgi-rollouts.ipynb",
 ]
 
 
@@ -248,4 +249,31 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
 
     # the starter and solution timelines, the failover, and your timeline when your files ran
     expected = 3 + (summary["yours"] is not None)
+    assert images_in(notebook) == expected, f"expected {expected} charts, got {images_in(notebook)}"
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(1200)
+def test_rollouts_notebook_shows_the_failures_and_the_fix(monkeypatch):
+    monkeypatch.setenv("WORKSHOP_NB_REPLICAS", "3")
+    notebook = execute("05-uwsgi-rollouts.ipynb", monkeypatch)
+    summary = summary_of(notebook)
+    assert summary["replicas"] == 3 and summary["rate"] > 0, summary
+
+    # the starter: one rolling update fails requests, and for more than one reason
+    starter = summary["starter"]
+    assert starter["requests"] > 0 and starter["failed"] > 0, starter
+    classes = {name: count for name, count in starter["failures_by_class"].items() if count}
+    assert len(classes) >= 2, f"expected failures in at least two classes, got {classes}"
+    assert sum(classes.values()) == starter["failed"], starter
+
+    # the solution: the same rolling update loses nothing; slow requests in flight at shutdown end 200
+    solution = summary["solution"]
+    assert solution["requests"] > 0 and solution["failed"] == 0, solution
+    assert not any(solution["failures_by_class"].values()), solution
+    assert solution["slow_in_flight_at_shutdown_ok"] == solution["slow_in_flight_at_shutdown"], solution
+    assert all(rollout["failed"] == 0 and rollout["requests"] > 0 for rollout in solution["rollouts"]), solution
+
+    # the starter and solution timelines, and yours when your files ran
+    expected = 2 + (summary["yours"] is not None)
     assert images_in(notebook) == expected, f"expected {expected} charts, got {images_in(notebook)}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -26,59 +25,38 @@ class CheckRun:
 
 def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet: bool = False) -> CheckRun:
     """Run the lab's checks against the editable files in `files_dir`."""
-    return run_checks_side_by_side(lab, [files_dir], select, quiet)[0]
-
-
-def run_checks_side_by_side(
-    lab: Lab, folders: list[Path], select: list[str] | None = None, quiet: bool = False
-) -> list[CheckRun]:
-    """Run the lab's checks once per folder of editable files, all at the same time
-    (each run has its own cluster, ports and services), and wait for every one."""
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
+        results = Path(scratch) / "results.json"
         targets = [str(lab.path / target) for target in select] if select else [str(lab.checks_dir)]
-        runs = []
-        for index, files_dir in enumerate(folders):
-            results = Path(scratch) / f"results-{index}.json"
-            command = [
-                str(PYTHON),
-                "-m",
-                "pytest",
-                *targets,
-                "--lab-files",
-                str(files_dir),
-                "--workshop-results",
-                str(results),
-                "-p",
-                "no:cacheprovider",
-                "--rootdir",
-                str(ROOT),
-                "--tb=short",
-                "-q" if not quiet else "-qq",
-            ]
-            output = subprocess.DEVNULL if quiet else None
-            process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT if quiet else None)
-            runs.append((process, results))
+        command = [
+            str(PYTHON),
+            "-m",
+            "pytest",
+            *targets,
+            "--lab-files",
+            str(files_dir),
+            "--workshop-results",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "--tb=short",
+            "-q" if not quiet else "-qq",
+        ]
+        output = subprocess.DEVNULL if quiet else None
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT if quiet else None)
         try:
-            returncodes = [process.wait() for process, _ in runs]
+            returncode = process.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
             # or the cluster's processes would outlive us.
-            for process, _ in runs:
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
             raise
-        return [
-            CheckRun(code, json.loads(results.read_text()) if results.exists() else {})
-            for code, (_, results) in zip(returncodes, runs, strict=True)
-        ]
-
-
-def can_run_side_by_side() -> bool:
-    """Two clusters at once need services of their own: true for the embedded Valkey.
-    An external Redis is one database that every run empties and shares."""
-    return not os.environ.get("REDIS_URL")
+        return CheckRun(returncode, json.loads(results.read_text()) if results.exists() else {})
 
 
 @dataclass
@@ -108,16 +86,14 @@ def verify_lab(lab: Lab, quiet: bool = True) -> LabVerification:
     problems = lint(lab)
     if problems:
         return LabVerification(lab, problems, [])
+    # One after the other, never side by side: two clusters at once on a small laptop
+    # would make the checks' timing depend on the machine's load.
     starter_dir = lab_files_dir(lab, "starter")
-    solution_dir = lab_files_dir(lab, "solution")
     try:
-        if can_run_side_by_side():
-            starter, solution = run_checks_side_by_side(lab, [starter_dir, solution_dir], quiet=quiet)
-        else:
-            starter = run_checks(lab, starter_dir, quiet=quiet)
-            solution = run_checks(lab, solution_dir, quiet=quiet)
+        starter = run_checks(lab, starter_dir, quiet=quiet)
     finally:
         shutil.rmtree(starter_dir, ignore_errors=True)
+    solution = run_checks(lab, lab_files_dir(lab, "solution"), quiet=quiet)
     verdicts = [
         StepVerdict(step.id, starter.step_outcome(step.check_name), solution.step_outcome(step.check_name))
         for step in lab.checked_steps

@@ -52,5 +52,6 @@ def slow(request):
     if math.isnan(seconds):
         return HttpResponse("seconds must be a number", status=400, content_type="text/plain")
     seconds = min(max(seconds, 0.0), SLOW_CAP_SECONDS)
+    logger.info("slow request started: %g s", seconds)  # a check waits for this line
     time.sleep(seconds)
     return HttpResponse(f"slept {seconds:g} s", content_type="text/plain")

@@ -617,7 +617,7 @@ class SigtermResult:
 def sigterm_in_flight(rehearsal: Rehearsal, requests: int = 4, seconds: float = SLOW_SECONDS) -> SigtermResult:
     """What the kubelet's SIGTERM does to requests a pod's uWSGI is serving: a pod of its
     own (not in the Service), `requests` slow requests through its sidecar, SIGTERM to the
-    uWSGI master one second in. Only uWSGI is signalled: the sidecar stays up."""
+    uWSGI master once every one of them has started. Only uWSGI is signalled: the sidecar stays up."""
     pod = rehearsal.create_pod(in_service=False)
     try:
         rehearsal.wait_until(lambda: pod.serving, 60, f"pod {pod.name}")
@@ -633,8 +633,11 @@ def sigterm_in_flight(rehearsal: Rehearsal, requests: int = 4, seconds: float = 
         threads = [threading.Thread(target=one, daemon=True) for _ in range(requests)]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
         uwsgi = pod.processes[rehearsal.deployment.container("uwsgi").name]
+        # In flight means a worker is running them: wait for cms to log each one's start
+        # (a fixed pause is not enough on a busy machine; queued requests are not in flight).
+        started = lambda: uwsgi.spec.log_path.read_text(errors="replace").count("slow request started")  # noqa: E731
+        rehearsal.wait_until(lambda: started() >= requests, 60, f"{requests} slow requests on {pod.name}")
         rehearsal.event(pod.name, "sigterm", "uwsgi")
         signalled = time.monotonic()
         uwsgi.send_signal(signal.SIGTERM)

@@ -89,12 +89,33 @@ def watch(cluster: Cluster, seconds: float, label: str = "tick") -> list[Tick]:
     return between(ticks(cluster, label, since=start), start, start + timedelta(seconds=seconds))
 
 
+# celery beat logs each send: "[2026-11-27 01:37:37,494: INFO/MainProcess] Scheduler: Sending due task tick (...)"
+SEND_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task (\S+) "
+)
+
+
+def sends(cluster: Cluster, entry: str = "tick") -> list[tuple[datetime, str]]:
+    """(when, beat) of every send of a schedule entry, from the beats' own logs: the time
+    a beat sent it, whatever delay the worker then added."""
+    found = []
+    for name in BEATS:
+        log = cluster.logs_dir / f"{name}.log"
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else ():
+            match = SEND_LINE.match(line)
+            if match and match.group(2) == entry:
+                local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")  # the machine's local time
+                found.append((local.astimezone(UTC), name))
+    return sorted(found)
+
+
 @dataclass
 class Failover:
     killed: str
     before: list[Tick]  # the last ticks before the kill
     after: list[Tick]  # the ticks after it
     killed_at: datetime
+    send_gap_seconds: float | None = None  # from the killed beat's last send to the next send
 
     @property
     def gap_seconds(self) -> float | None:
@@ -112,7 +133,11 @@ def kill_the_sender(cluster: Cluster, watch_seconds: float = 4, wait_seconds: fl
     cluster.procfile_runs[victim].kill(signal.SIGKILL)
     time.sleep(wait_seconds)
     after = ticks(cluster, since=killed_at)
-    return Failover(victim, before, after, killed_at)
+    sent = sends(cluster)
+    last = [when for when, beat in sent if beat == victim and when <= killed_at]
+    following = [when for when, beat in sent if beat != victim and when > killed_at]
+    gap = (following[0] - last[-1]).total_seconds() if last and following else None
+    return Failover(victim, before, after, killed_at, gap)
 
 
 def restart_beats(cluster: Cluster) -> None:

@@ -57,20 +57,6 @@ def client(cluster: Cluster):
 
 
 @pytest.fixture
-def new_client(cluster: Cluster):
-    """A factory of extra browsers (one per user), all closed at the end of the test."""
-    opened: list[CMSClient] = []
-
-    def make() -> CMSClient:
-        opened.append(CMSClient(cluster.url))
-        return opened[-1]
-
-    yield make
-    for browser in opened:
-        browser.close()
-
-
-@pytest.fixture
 def crm_stats(cluster: Cluster):
     """Call it to read the CRM stand-in's counters (grants, refused, api_calls)."""
     return cluster.crm.stats

@@ -4,22 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Extra pip arguments, for example an offline wheelhouse: PIP_ARGS="--no-index --find-links wheels"
-PIP_ARGS ?=
+# The offline kit: `make wheelhouse` downloads every wheel the locks need, for Linux x86_64 and aarch64
+# and macOS arm64, Python 3.11 to 3.13. Once $(WHEELHOUSE) holds wheels, every install comes from it
+# alone, with no network (OFFLINE=0 uses the package index anyway). `make clean` keeps it.
+WHEELHOUSE ?= wheelhouse
+WHEEL_PLATFORMS ?= linux-x86_64 linux-aarch64 macos-arm64
+WHEEL_PYTHONS ?= 3.11 3.12 3.13
+OFFLINE ?= $(if $(wildcard $(WHEELHOUSE)/*.whl),1,0)
+# Extra pip arguments for every install (offline: from the wheelhouse, never from an index)
+PIP_ARGS ?= $(if $(filter 1,$(OFFLINE)),--no-index --find-links $(WHEELHOUSE),)
 JUPYTER_PORT ?= 8888
 JUPYTER_ARGS ?=
 # Jupyter refuses to run as root (containers, CI) unless told.
 JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test venv doctor clean
+.PHONY: lab test venv doctor clean locks wheelhouse
 
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s); set PYTHON=python3.12 or similar" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3" $(PIP_ARGS)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock $(PIP_ARGS)
 	$(BIN)/python -m pip install --quiet --no-deps -e . $(PIP_ARGS)
 	@touch $(STAMP)
@@ -33,5 +40,20 @@ test: $(STAMP)
 doctor: $(STAMP)
 	$(BIN)/workshop doctor
 
+# Needs the network once; the venv it runs in comes from the package index (OFFLINE=0).
+wheelhouse:
+	$(MAKE) venv OFFLINE=0
+	$(BIN)/python -m workshop.wheelhouse $(WHEELHOUSE) $(addprefix --platform ,$(WHEEL_PLATFORMS)) \
+		$(addprefix --python ,$(WHEEL_PYTHONS))
+
+# The wheelhouse stays: it may be all the room has.
 clean:
 	rm -rf $(VENV) .workshop
+
+# requirements-image.lock (the cms image's runtime packages) from requirements-image.in,
+# at the versions requirements.lock pins (its pins are the constraints). Needs uv.
+UV ?= uv
+locks:
+	sed -n 's/^\([A-Za-z].*\) \\$$/\1/p' requirements.lock | $(UV) pip compile requirements-image.in \
+		--universal --python-version 3.11 --generate-hashes -c /dev/stdin \
+		--custom-compile-command "make locks" -o requirements-image.lock

@@ -29,7 +29,8 @@ def workshop(*args, env=None, input=None, timeout=120):
 
 
 @pytest.mark.parametrize(
-    "args", [["check", "9"], ["check", "abc"], ["hint", "9"], ["start", "7"], ["reset", "x"], ["verify", "6"]]
+    "args",
+    [["check", "9"], ["check", "abc"], ["hint", "9"], ["start", "7"], ["reset", "x"], ["verify", "6"], ["watch", "9"]],
 )
 def test_an_unknown_lab_gets_a_clear_message_and_exit_2(args):
     result = workshop(*args)
@@ -53,6 +54,63 @@ def test_list_shows_every_step():
     assert result.returncode == 0
     for step in ("observe", "audit-to-db", "crm-token", "wipe-a-node"):
         assert step in result.stdout
+
+
+def test_list_shows_progress_regressions_and_labs_done(tmp_path):
+    from workshop import progress
+    from workshop.checking import CheckRun
+    from workshop.curriculum import find_lab
+
+    lab01, lab04 = find_lab("01"), find_lab("04")
+    path = tmp_path / "progress.json"
+    progress.record_results(lab01, CheckRun(0, {s.check_name: "passed" for s in lab01.checked_steps}), path)
+    regression = lab04.regressions[0]
+    progress.record_results(lab04, CheckRun(1, {regression.check_name: "failed"}), path)
+    result = subprocess.run(
+        [*WORKSHOP, "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path), "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    lab_line = next(line for line in lines if "Stateless nodes" in line)
+    assert "done" in lab_line
+    assert all("passed" in next(line for line in lines if f". {s.id} " in line) for s in lab01.checked_steps)
+    regression_line = next(line for line in lines if "lab 03's guarantee" in line)
+    assert "regression" in regression_line and "failed" in regression_line
+    assert "done" not in next(line for line in lines if "Sessions that" in line)
+
+
+def test_watch_stops_cleanly_on_ctrl_c(tmp_path):
+    process = subprocess.Popen(
+        [*WORKSHOP, "watch", "02"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path)},
+    )
+    try:
+        output = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            output.append(line)
+            if line.startswith("lab 02 ") or not line:  # the progress line: the watcher is running
+                break
+        assert "Watching lab 02" in "".join(output), "".join(output)
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rest = process.stdout.read()
+    assert returncode == 0, "".join(output) + rest
+    assert "stopped watching after 0 check run(s)" in rest and "Traceback" not in rest
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive
 
 
 @pytest.fixture

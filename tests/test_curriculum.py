@@ -34,3 +34,8 @@ def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab):
     table = {v.step_id: (v.starter, v.solution) for v in result.steps}
     assert all(v.sound for v in result.steps), f"(starter, solution) per step: {table}"
     assert len(result.steps) == len(lab.checked_steps)
+    # regression checks are not steps: they must pass on the solution (their teeth are
+    # proven in tests/test_regressions.py, with the earlier lab's starter underneath)
+    regressions = {v.key: (v.starter, v.solution) for v in result.regressions}
+    assert len(result.regressions) == len(lab.regressions)
+    assert all(v.sound for v in result.regressions), f"(starter, solution) per regression: {regressions}"

@@ -37,7 +37,7 @@ def test_the_solution_manifest_is_read_with_every_field():
     assert (nginx.readiness.path, nginx.readiness.port, nginx.readiness.period) == ("/nginx-health", 8080, 1)
     assert uwsgi.pre_stop.command[-1] == "sleep 5; echo q > /run/uwsgi/uwsgififo"
     assert (uwsgi.pre_stop.seconds, nginx.pre_stop.seconds) == (5, 10)
-    assert uwsgi.mounts == {"/run/uwsgi": "uwsgi-run"}  # configMap mounts are not mapped
+    assert uwsgi.mounts == {"/run/uwsgi": "uwsgi-run", "/tmp": "uwsgi-tmp"}  # configMap mounts are not mapped
     assert nginx.mounts == {"/tmp": "tmp"}
 
 

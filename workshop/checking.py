@@ -6,10 +6,10 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.curriculum import Lab, lint
+from workshop.curriculum import Lab, Regression, find_lab, lint
 from workshop.layers import lab_files_dir
 from workshop.paths import PYTHON, ROOT
 
@@ -18,13 +18,30 @@ from workshop.paths import PYTHON, ROOT
 class CheckRun:
     returncode: int
     outcomes: dict[str, str]  # test name -> "passed" / "failed" / "skipped"
+    # test name -> {"step", "hint", "seen"}: the hint its failure named, and what it saw
+    failures: dict[str, dict] = field(default_factory=dict)
 
     def step_outcome(self, check_name: str | None) -> str:
         return self.outcomes.get(check_name or "", "not run")
 
+    def failure_of(self, check_name: str | None) -> dict | None:
+        return self.failures.get(check_name or "")
 
-def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet: bool = False) -> CheckRun:
-    """Run the lab's checks against the editable files in `files_dir`."""
+    @classmethod
+    def from_results(cls, returncode: int, path: Path) -> "CheckRun":
+        data = json.loads(path.read_text()) if path.exists() else {}
+        return cls(returncode, data.get("outcomes", {}), data.get("failures", {}))
+
+
+def run_checks(
+    lab: Lab,
+    files_dir: Path,
+    select: list[str] | None = None,
+    quiet: bool = False,
+    earlier_files: dict[str, Path] | None = None,
+) -> CheckRun:
+    """Run the lab's checks (its steps' and its regression checks) against the editable
+    files in `files_dir`; `earlier_files` replaces earlier labs' solutions ({"01": folder})."""
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
         results = Path(scratch) / "results.json"
         targets = [str(lab.path / target) for target in select] if select else [str(lab.checks_dir)]
@@ -37,6 +54,7 @@ def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet
             str(files_dir),
             "--workshop-results",
             str(results),
+            *(f"--earlier-files={code}={folder}" for code, folder in (earlier_files or {}).items()),
             "-p",
             "no:cacheprovider",
             "--rootdir",
@@ -56,7 +74,7 @@ def run_checks(lab: Lab, files_dir: Path, select: list[str] | None = None, quiet
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
-        return CheckRun(returncode, json.loads(results.read_text()) if results.exists() else {})
+        return CheckRun.from_results(returncode, results)
 
 
 @dataclass
@@ -72,14 +90,34 @@ class StepVerdict:
 
 
 @dataclass
+class RegressionVerdict:
+    """A regression check is not a step: it must pass on the solution (and passes on the
+    starter too, since the earlier labs' solutions are underneath). Its teeth, failing
+    when the earlier guarantee breaks, are proven by `prove_regression_teeth`."""
+
+    key: str
+    starter: str
+    solution: str
+
+    @property
+    def sound(self) -> bool:
+        return self.solution == "passed"
+
+
+@dataclass
 class LabVerification:
     lab: Lab
     problems: list[str]
     steps: list[StepVerdict]
+    regressions: list[RegressionVerdict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(verdict.sound for verdict in self.steps)
+        return (
+            not self.problems
+            and all(verdict.sound for verdict in self.steps)
+            and all(verdict.sound for verdict in self.regressions)
+        )
 
 
 def verify_lab(lab: Lab, quiet: bool = True) -> LabVerification:
@@ -98,4 +136,29 @@ def verify_lab(lab: Lab, quiet: bool = True) -> LabVerification:
         StepVerdict(step.id, starter.step_outcome(step.check_name), solution.step_outcome(step.check_name))
         for step in lab.checked_steps
     ]
-    return LabVerification(lab, [], verdicts)
+    regressions = [
+        RegressionVerdict(
+            regression.key, starter.step_outcome(regression.check_name), solution.step_outcome(regression.check_name)
+        )
+        for regression in lab.regressions
+    ]
+    return LabVerification(lab, [], verdicts, regressions)
+
+
+def prove_regression_teeth(lab: Lab, regression: Regression, quiet: bool = True) -> str:
+    """Run one regression check on the lab's solution with the earlier lab's STARTER files
+    in place of its solution (the earlier guarantee broken): its outcome, "failed" if it
+    has teeth."""
+    earlier = find_lab(regression.lab)
+    broken = lab_files_dir(earlier, "starter")
+    try:
+        run = run_checks(
+            lab,
+            lab_files_dir(lab, "solution"),
+            select=[regression.check],
+            quiet=quiet,
+            earlier_files={earlier.code: broken},
+        )
+    finally:
+        shutil.rmtree(broken, ignore_errors=True)
+    return run.step_outcome(regression.check_name)

@@ -1,4 +1,4 @@
-"""The `workshop` command: list, start, demo, check, hint, solve, reset, verify, doctor."""
+"""The `workshop` command: list, start, top, demo, check, watch, hint, solve, reset, verify, doctor."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workshop import progress
@@ -41,20 +42,25 @@ def variant_of(solution: bool) -> str:
 @app.command("list")
 def list_labs() -> None:
     """Labs and their steps, with your progress."""
+    from workshop.check_report import coloured, guarantee_title
+
     data = progress.load()
     table = Table(title="Workshop labs")
     for column in ("lab", "step", "title", "status"):
         table.add_column(column)
-    marks = {"passed": "[green]passed[/green]", "failed": "[red]failed[/red]", "not run": "[dim]not run[/dim]"}
     for lab in all_labs():
-        table.add_row(f"[bold]{lab.code}[/bold]", "", f"[bold]{lab.title}[/bold] ({lab.minutes} min)", "")
+        done = "[green]done[/green]" if progress.lab_done(data, lab) else ""
+        table.add_row(f"[bold]{lab.code}[/bold]", "", f"[bold]{lab.title}[/bold] ({lab.minutes} min)", done)
         for number, step in enumerate(lab.steps, start=1):
-            status = (
-                "observe: " + step.demo
-                if step.observe
-                else marks.get(progress.step_status(data, lab, step.id), progress.step_status(data, lab, step.id))
-            )
+            status = "observe: " + step.demo if step.observe else coloured(progress.step_status(data, lab, step.id))
             table.add_row("", f"{number}. {step.id}", step.title, status)
+        for regression in lab.regressions:
+            table.add_row(
+                "",
+                "regression",
+                f"lab {regression.lab}'s guarantee: {guarantee_title(regression)}",
+                coloured(progress.regression_status(data, lab, regression.key)),
+            )
     console.print(table)
 
 
@@ -84,7 +90,7 @@ def start(
         console.print(
             f"Open [bold]{cluster.url}[/bold] and log in as alice / workshop (acme) or carol / workshop (globex)."
         )
-        console.print("Press Ctrl-C to stop everything.")
+        console.print("Watch it from a second terminal: [bold]workshop top[/bold]. Press Ctrl-C to stop everything.")
         while True:
             time.sleep(1)
     except (ServiceFailed, ProcfileError) as exc:
@@ -96,6 +102,19 @@ def start(
         started = time.monotonic()
         cluster.stop()
     console.print(f"stopped every process in {time.monotonic() - started:.1f} s")
+
+
+@app.command()
+def top(
+    run: str = typer.Option(None, "--run", help="the run to watch (default: the newest running lab)"),
+    interval: float = typer.Option(1.0, "--interval", min=0.2, max=60, help="seconds between refreshes"),
+    once: bool = typer.Option(False, "--once", help="print one snapshot and exit"),
+    json_out: bool = typer.Option(False, "--json", help="print one snapshot as JSON and exit"),
+) -> None:
+    """A live view of the running lab (from `workshop start`): nodes, workers, beat lock, load balancer."""
+    from workshop.top.view import watch
+
+    raise typer.Exit(watch(console, errors, run=run, interval=interval, once=once, as_json=json_out))
 
 
 @app.command()
@@ -208,38 +227,55 @@ def check(
             errors.print(f"step {step!r} only reproduces the failure: run `{chosen.demo}`")
             raise typer.Exit(2)
         select = [chosen.check]
+    from workshop.check_report import print_check_result
+
     result = run_checks(lab, lab_files_dir(lab, variant_of(solution)), select=select)
     if not solution:
-        progress.record_results(lab, result.outcomes)
-    table = Table(title=f"Lab {lab.code} checks ({variant_of(solution)} files)")
-    for column in ("step", "check", "result"):
-        table.add_column(column)
-    for item in lab.checked_steps:
-        outcome = result.step_outcome(item.check_name)
-        colour = {"passed": "green", "failed": "red"}.get(outcome, "dim")
-        table.add_row(item.id, item.check_name, f"[{colour}]{outcome}[/{colour}]")
-    console.print(table)
+        progress.record_results(lab, result)
+    print_check_result(console, lab, result, f"Lab {lab.code} checks ({variant_of(solution)} files)")
     if result.returncode != 0:
-        console.print(f"Stuck? [bold]workshop hint {lab.code}[/bold] shows the next hint.")
+        console.print(f"Stuck? [bold]workshop hint {lab.code}[/bold] shows the hint the failure named, then the next.")
     raise typer.Exit(0 if result.returncode == 0 else 1)
 
 
 @app.command()
 def hint(
     lab_name: str = LAB_ARG,
-    step: str = typer.Option(None, "--step", help="a hint for this step (default: the first unfinished one)"),
+    step: str = typer.Option(
+        None, "--step", help="a hint for this step (default: the step a failure named, else the first unfinished)"
+    ),
 ) -> None:
     """The next hint for the step you are on, one at a time."""
     lab = resolve_lab(lab_name)
-    step_id = step or progress.current_step_id(progress.load(), lab)
+    step_id = step or progress.hint_step_id(progress.load(), lab)
     try:
         chosen = lab.step(step_id)
     except KeyError as exc:
         errors.print(f"[red]error:[/red] {exc.args[0]}; steps: {', '.join(s.id for s in lab.steps)}")
         raise typer.Exit(2) from None
-    number, text = progress.next_hint(lab, step_id)
+    shown = progress.next_hint(lab, step_id)
     console.print(f"[bold]Lab {lab.code}, step {chosen.id}[/bold] ({chosen.title})")
-    console.print(f"Hint {number} of {len(chosen.hints)}: {text}")
+    if shown.seen is not None:
+        seen = escape(shown.seen.rstrip("."))
+        console.print(f"The last check saw: {seen}; hint {shown.number} of {shown.of} fits that.")
+    console.print(f"Hint {shown.number} of {shown.of}: {escape(shown.text)}")
+
+
+@app.command()
+def watch(lab_name: str = typer.Argument(None, help="lab number (default: the first lab not done)")) -> None:
+    """Re-run the step's check each time you save one of the lab's files; Ctrl-C stops."""
+    from workshop.watch import Watcher
+
+    lab = resolve_lab(lab_name) if lab_name else progress.current_lab(progress.load(), all_labs())
+    files = ", ".join(f"{lab.path.name}/{name}" for name in lab.edit)
+    console.print(f"[bold]Watching lab {lab.code}[/bold] ({files}): save a file to run the check of your step.")
+    console.print("Press Ctrl-C to stop.")
+    watcher = Watcher(lab, lab_files_dir(lab, "learner"), console=console)
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        watcher.stop_event.set()
+    console.print(f"stopped watching after {watcher.runs} check run(s)")
 
 
 def _replace_files(lab: Lab, target: str, yes: bool) -> None:
@@ -303,6 +339,9 @@ def verify(lab_name: str = typer.Argument(None, help="one lab (default: all)")) 
         for verdict in result.steps:
             mark = "[green]ok[/green]" if verdict.sound else "[red]NO TEETH or BROKEN[/red]"
             table.add_row(verdict.step_id, verdict.starter, verdict.solution, mark)
+        for regression in result.regressions:  # not steps: they must pass on the solution
+            mark = "[green]ok[/green]" if regression.sound else "[red]BROKEN[/red]"
+            table.add_row(f"regression {regression.key}", regression.starter, regression.solution, mark)
         console.print(table)
         for problem in result.problems:
             console.print(f"[red]lab.toml problem:[/red] {problem}")
@@ -318,6 +357,11 @@ def doctor() -> None:
 
     ok = run_doctor(console)
     raise typer.Exit(0 if ok else 1)
+
+
+from workshop.kind.cli import app as kind_app  # noqa: E402  (lab 05 part 2: `workshop kind ...`)
+
+app.add_typer(kind_app, name="kind")
 
 
 def main() -> None:

@@ -161,6 +161,8 @@ def make_handler(state: CRMState) -> type[BaseHTTPRequestHandler]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
+    # 0.0.0.0 where other machines must reach it: a pod of the kind cluster (k8s/20-crm.yaml)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--token-limit", type=int, default=10, help="grants per window (the vendor allows 10 per 10 minutes)"
     )
@@ -168,8 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime, seconds")
     args = parser.parse_args(argv)
     state = CRMState(args.token_limit, args.window, args.token_ttl)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
-    print(f"CRM stand-in on http://127.0.0.1:{args.port} (token limit {args.token_limit}/{args.window:g}s)", flush=True)
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(state))
+    limit = f"token limit {args.token_limit}/{args.window:g}s"
+    print(f"CRM stand-in on http://{args.host}:{args.port} ({limit})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -2,6 +2,12 @@
 
 A lab lives in labs/NN-slug/ with a lab.toml (title, minutes, the files the learner
 edits, steps with their check and hints) and a mirror in solutions/NN-slug/.
+
+Regression checks: a lab may name the key guarantee it establishes (`[guarantee]`:
+id, title, the check that proves it), and a later lab may re-check an earlier lab's
+guarantee in its own cluster (`[[regressions]]`: lab, guarantee, check). A regression
+check is not a step: it passes on the later lab's starter too (the earlier labs'
+solutions are underneath); it fails when the earlier guarantee breaks again.
 """
 
 from __future__ import annotations
@@ -41,6 +47,37 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Guarantee:
+    """What a lab establishes for good, e.g. "every audit event reaches the report"."""
+
+    id: str
+    title: str
+    check: str  # the lab's own check that proves it
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A later lab's check that an earlier lab's guarantee still holds in its cluster."""
+
+    lab: str  # the earlier lab's code, "01"
+    guarantee: str  # the earlier lab's guarantee id
+    check: str  # "checks/test_regressions.py::test_...", relative to the later lab's folder
+
+    @property
+    def check_file(self) -> str:
+        return self.check.split("::")[0]
+
+    @property
+    def check_name(self) -> str:
+        return self.check.split("::")[-1]
+
+    @property
+    def key(self) -> str:
+        """How progress files this regression: "01:audit-reaches-report"."""
+        return f"{self.lab}:{self.guarantee}"
+
+
+@dataclass(frozen=True)
 class Lab:
     number: int
     slug: str  # "01-stateful"
@@ -53,6 +90,8 @@ class Lab:
     settings: tuple[str, ...] = ()
     # Procfile processes that run beside the web nodes (worker, beat).
     processes: tuple[str, ...] = ()
+    guarantee: Guarantee | None = None
+    regressions: tuple[Regression, ...] = ()
     path: Path = field(default=Path())
 
     @property
@@ -109,6 +148,11 @@ def _parse_lab(path: Path, data: dict) -> Lab:
         summary=data.get("summary", ""),
         settings=tuple(data.get("settings", ())),
         processes=tuple(data.get("processes", ())),
+        guarantee=Guarantee(**data["guarantee"]) if "guarantee" in data else None,
+        regressions=tuple(
+            Regression(lab=f"{int(raw['lab']):02d}", guarantee=raw["guarantee"], check=raw["check"])
+            for raw in data.get("regressions", ())
+        ),
         path=path,
     )
 
@@ -134,7 +178,82 @@ def _test_functions(path: Path) -> set[str]:
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
 
 
-def lint(lab: Lab) -> list[str]:
+def _literal_ints(node: ast.expr) -> list[int] | None:
+    """The int values an expression can take, when they are literals (`2`, `0 if x else 2`)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return [node.value]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _literal_ints(node.body), _literal_ints(node.orelse)
+        return None if body is None or orelse is None else body + orelse
+    return None
+
+
+def hint_references(path: Path) -> list[tuple[int, str, list[int] | None, str | None]]:
+    """(line, step id, hint indices, lab) of every `failure("step", ..., hint=N, lab="NN")`
+    call in a check file (lab None: the check's own lab). Hint indices of None are computed
+    at run time: the failure fixture checks their range then."""
+    references = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "failure"):
+            continue
+        if not (node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            continue
+        keywords = {keyword.arg: keyword.value for keyword in node.keywords}
+        indices = [0] if "hint" not in keywords else _literal_ints(keywords["hint"])
+        owner = keywords.get("lab")
+        lab_code = owner.value if isinstance(owner, ast.Constant) and isinstance(owner.value, str) else None
+        references.append((node.lineno, node.args[0].value, indices, lab_code))
+    return references
+
+
+def _lint_hint_references(lab: Lab, labs_dir: Path | None) -> list[str]:
+    problems = []
+    for check_file in sorted(lab.checks_dir.glob("test_*.py")) if lab.checks_dir.is_dir() else ():
+        where = f"{check_file.relative_to(lab.path).as_posix()}"
+        for line, step_id, indices, lab_code in hint_references(check_file):
+            try:
+                owner = find_lab(lab_code, labs_dir or lab.path.parent) if lab_code else lab
+            except UnknownLab:
+                problems.append(f"{where}:{line}: failure() names lab {lab_code!r}, which does not exist")
+                continue
+            step = next((step for step in owner.steps if step.id == step_id), None)
+            if step is None:
+                problems.append(f"{where}:{line}: failure() names step {step_id!r}, which lab {owner.code} lacks")
+                continue
+            for index in indices or ():
+                if not 0 <= index < len(step.hints):
+                    problems.append(
+                        f"{where}:{line}: failure() names hint={index} of step {step_id!r}, "
+                        f"which has hints 0 to {len(step.hints) - 1}"
+                    )
+    return problems
+
+
+def _lint_guarantees(lab: Lab, labs_dir: Path | None) -> list[str]:
+    problems = []
+    if lab.guarantee and not _check_exists(lab, lab.guarantee.check):
+        problems.append(f"guarantee {lab.guarantee.id!r}: check {lab.guarantee.check} does not exist")
+    if not lab.regressions:
+        return problems
+    earlier = {other.code: other for other in all_labs(labs_dir or lab.path.parent) if other.number < lab.number}
+    for regression in lab.regressions:
+        where = f"regression {regression.key!r}"
+        other = earlier.get(regression.lab)
+        if other is None:
+            problems.append(f"{where}: lab {regression.lab} is not an earlier lab")
+        elif other.guarantee is None or other.guarantee.id != regression.guarantee:
+            problems.append(f"{where}: lab {regression.lab} declares no guarantee {regression.guarantee!r}")
+        if "::" not in regression.check or not _check_exists(lab, regression.check):
+            problems.append(f"{where}: check {regression.check} does not exist")
+    return problems
+
+
+def _check_exists(lab: Lab, check: str) -> bool:
+    check_file, _, name = check.partition("::")
+    return (lab.path / check_file).is_file() and name in _test_functions(lab.path / check_file)
+
+
+def lint(lab: Lab, labs_dir: Path | None = None) -> list[str]:
     """Problems with a lab's curriculum itself; an empty list means it is sound."""
     problems: list[str] = []
     if not lab.steps:
@@ -184,4 +303,6 @@ def lint(lab: Lab) -> list[str]:
         } - set(lab.edit)
         if extra:
             problems.append(f"solutions/{lab.slug}/ has files that are not editable: {sorted(extra)}")
+    problems += _lint_hint_references(lab, labs_dir)
+    problems += _lint_guarantees(lab, labs_dir)
     return problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -81,6 +82,26 @@ def _optional(what: str, command: list[str]) -> Finding:
     return Finding(what, ok, detail, required=False)
 
 
+KIND_MINIMUM = (0, 33)  # the first kind release that runs the node image kind-config.yaml pins
+
+
+def kind_version(text: str) -> tuple[int, ...] | None:
+    """(0, 33, 0) from `kind v0.33.0 go1.25.1 linux/amd64`."""
+    match = re.search(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(part or 0) for part in match.groups()) if match else None
+
+
+def _kind() -> Finding:
+    finding = _optional("kind", ["kind", "version"])
+    if finding.ok:
+        version = kind_version(finding.detail)
+        if version is None or version[:2] < KIND_MINIMUM:
+            wanted = ".".join(map(str, KIND_MINIMUM))
+            finding.ok = False
+            finding.detail += f": lab 05 part 2 needs kind v{wanted} or newer (https://kind.sigs.k8s.io)"
+    return finding
+
+
 def findings() -> list[Finding]:
     reinstall = "Reinstall: rm -rf .venv && make test"
     items = [
@@ -94,8 +115,9 @@ def findings() -> list[Finding]:
     ]
     items += [f for f in (_external("REDIS_URL"), _external("DATABASE_URL")) if f]
     items += [
+        # the engine must answer, not only the CLI: the Server version needs the engine
         _optional("docker", ["docker", "version", "--format", "{{.Server.Version}}"]),
-        _optional("kind", ["kind", "version"]),
+        _kind(),
         _optional("kubectl", ["kubectl", "version", "--client"]),
     ]
     return items

@@ -63,9 +63,12 @@ def lab_files_dir(lab: Lab, variant: str) -> Path:
     raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
 
 
-def layer_dirs(lab: Lab, files_dir: Path) -> list[Path]:
-    """Folders for PYTHONPATH, newest layer first: this lab's files, then earlier solutions."""
-    earlier = [other.solution_path for other in all_labs() if other.number < lab.number]
+def layer_dirs(lab: Lab, files_dir: Path, earlier_files: dict[str, Path] | None = None) -> list[Path]:
+    """Folders for PYTHONPATH, newest layer first: this lab's files, then earlier solutions.
+    `earlier_files` puts another folder in place of an earlier lab's solution ({"01": folder}):
+    how a curriculum test breaks an earlier guarantee to prove a regression check fails."""
+    replaced = earlier_files or {}
+    earlier = [replaced.get(other.code, other.solution_path) for other in all_labs() if other.number < lab.number]
     return [files_dir, *reversed(earlier)]
 
 

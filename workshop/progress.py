@@ -1,14 +1,27 @@
-"""The learner's progress (check results, hints shown), kept in a small state file
-outside the learner's files."""
+"""The learner's progress (check results, the hint each failure named, hints shown,
+regression checks), kept in a small state file outside the learner's files.
+
+Per lab, progress.json holds:
+  steps        step id -> "passed" / "failed" (the last check run of that step)
+  named        step id -> {"hint": 0-based index, "seen": one line, "fresh": not shown yet}:
+               the hint the last failure of that step named
+  hints        step id -> how many hints of the step were walked through (the next one to show)
+  regressions  "01:guarantee-id" -> "passed" / "failed" (the last run of that regression check)
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workshop.curriculum import Lab
 from workshop.paths import state_dir
+
+if TYPE_CHECKING:
+    from workshop.checking import CheckRun
 
 
 def progress_file() -> Path:
@@ -31,22 +44,51 @@ def save(data: dict, path: Path | None = None) -> None:
 
 
 def lab_state(data: dict, lab: Lab) -> dict:
-    return data.setdefault(lab.code, {"steps": {}, "hints": {}})
+    state = data.setdefault(lab.code, {})
+    for key in ("steps", "hints", "named", "regressions"):
+        state.setdefault(key, {})
+    return state
 
 
-def record_results(lab: Lab, outcomes: dict[str, str], path: Path | None = None) -> None:
-    """Store each checked step's outcome ("passed"/"failed") from a check run."""
+def record_results(lab: Lab, run: CheckRun, path: Path | None = None) -> None:
+    """Store each checked step's outcome from a check run, the hint each failure named,
+    and the outcome of each regression check."""
     data = load(path)
     state = lab_state(data, lab)
     for step in lab.checked_steps:
-        if step.check_name in outcomes:
-            state["steps"][step.id] = outcomes[step.check_name]
+        outcome = run.outcomes.get(step.check_name or "")
+        if outcome is None:
+            continue
+        state["steps"][step.id] = outcome
+        if outcome == "passed":
+            state["named"].pop(step.id, None)
+        named = run.failure_of(step.check_name) if outcome == "failed" else None
+        if named and named.get("lab", lab.code) == lab.code and named.get("step") in {s.id for s in lab.steps}:
+            # a check may fail on an earlier step's ground (lab 02's checks all log in first)
+            state["named"][named["step"]] = {"hint": int(named["hint"]), "seen": named["seen"], "fresh": True}
+    for regression in lab.regressions:
+        if regression.check_name in run.outcomes:
+            state["regressions"][regression.key] = run.outcomes[regression.check_name]
     state["checked_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save(data, path)
 
 
 def step_status(data: dict, lab: Lab, step_id: str) -> str:
     return data.get(lab.code, {}).get("steps", {}).get(step_id, "not run")
+
+
+def regression_status(data: dict, lab: Lab, key: str) -> str:
+    return data.get(lab.code, {}).get("regressions", {}).get(key, "not run")
+
+
+def lab_done(data: dict, lab: Lab) -> bool:
+    """Every checked step of the lab passed in its last run."""
+    return bool(lab.checked_steps) and all(step_status(data, lab, s.id) == "passed" for s in lab.checked_steps)
+
+
+def current_lab(data: dict, labs: list[Lab]) -> Lab:
+    """The lab you are on: the first, in order, that is not done (the last when all are)."""
+    return next((lab for lab in labs if not lab_done(data, lab)), labs[-1])
 
 
 def current_step_id(data: dict, lab: Lab) -> str:
@@ -57,12 +99,36 @@ def current_step_id(data: dict, lab: Lab) -> str:
     return lab.steps[-1].id
 
 
-def next_hint(lab: Lab, step_id: str, path: Path | None = None) -> tuple[int, str]:
-    """Reveal the next hint of a step: (its 1-based number, its text). Repeats the last one."""
+def hint_step_id(data: dict, lab: Lab) -> str:
+    """The step `workshop hint` is about: one whose last failure named a hint not shown
+    yet (the first such, in order), else the step you are on."""
+    named = data.get(lab.code, {}).get("named", {})
+    for step in lab.steps:
+        if named.get(step.id, {}).get("fresh"):
+            return step.id
+    return current_step_id(data, lab)
+
+
+@dataclass
+class HintShown:
+    number: int  # 1-based
+    of: int
+    text: str
+    seen: str | None = None  # what the last failure saw, when that failure named this hint
+
+
+def next_hint(lab: Lab, step_id: str, path: Path | None = None) -> HintShown:
+    """Reveal a hint of a step. The hint the step's last failure named comes first; asking
+    again walks on from there, one at a time, and repeats the last one at the end."""
     data = load(path)
-    hints = lab_state(data, lab)["hints"]
+    state = lab_state(data, lab)
     step = lab.step(step_id)
-    shown = min(hints.get(step_id, 0), len(step.hints) - 1)
-    hints[step_id] = shown + 1
+    named = state["named"].get(step_id)
+    if named and named.get("fresh") and 0 <= named["hint"] < len(step.hints):
+        index, seen = named["hint"], named["seen"]
+        named["fresh"] = False
+    else:
+        index, seen = min(state["hints"].get(step_id, 0), len(step.hints) - 1), None
+    state["hints"][step_id] = index + 1
     save(data, path)
-    return shown + 1, step.hints[shown]
+    return HintShown(index + 1, len(step.hints), step.hints[index], seen)

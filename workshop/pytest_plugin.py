@@ -3,26 +3,44 @@ counters, and failure messages that say what was seen and which hint to read.
 
 A check module lives in labs/NN-slug/checks/. It runs against the lab's editable
 files in the folder given by --lab-files (default: the lab folder itself), on top of
-the reference solutions of the earlier labs. A module may set
+the reference solutions of the earlier labs (--earlier-files 01=FOLDER puts another
+folder in place of an earlier lab's solution: the curriculum tests use it to prove
+that a regression check fails when an earlier guarantee is broken). A module may set
 `CLUSTER_OPTIONS = {"nodes": 2}` to shape its cluster.
+
+A failed check names the hint that fits what it saw: failure(step_id, seen, hint=N)
+also records {step, hint, seen} on the test's report, and --workshop-results writes
+it next to the outcome, so that `workshop hint` and `workshop watch` show that hint.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
 import pytest
 
 from workshop.client import CMSClient
-from workshop.curriculum import Lab, load_lab
+from workshop.curriculum import Lab, find_lab, load_lab
 from workshop.topology import Cluster
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("workshop")
     group.addoption("--lab-files", default=None, help="folder with the lab's editable files")
-    group.addoption("--workshop-results", default=None, help="write {test name: outcome} as JSON here")
+    group.addoption(
+        "--workshop-results",
+        default=None,
+        help="write {outcomes: {test name: outcome}, failures: {test name: {step, hint, seen}}} as JSON here",
+    )
+    group.addoption(
+        "--earlier-files",
+        action="append",
+        default=[],
+        metavar="NN=FOLDER",
+        help="use FOLDER instead of earlier lab NN's solution (repeatable)",
+    )
 
 
 def _lab_of(path: Path) -> Lab:
@@ -43,10 +61,26 @@ def lab_files(request: pytest.FixtureRequest, lab: Lab) -> Path:
     return Path(option).resolve() if option else lab.path
 
 
+def parse_earlier_files(values: list[str]) -> dict[str, Path]:
+    """["01=folder"] -> {"01": Path("folder")}"""
+    earlier = {}
+    for value in values:
+        code, separator, folder = value.partition("=")
+        if not separator or not code.strip().isdigit() or not folder:
+            raise pytest.UsageError(f"--earlier-files expects NN=FOLDER, got {value!r}")
+        earlier[f"{int(code):02d}"] = Path(folder).resolve()
+    return earlier
+
+
 @pytest.fixture(scope="module")
-def cluster(request: pytest.FixtureRequest, lab: Lab, lab_files: Path):
+def earlier_files(request: pytest.FixtureRequest) -> dict[str, Path]:
+    return parse_earlier_files(request.config.getoption("--earlier-files"))
+
+
+@pytest.fixture(scope="module")
+def cluster(request: pytest.FixtureRequest, lab: Lab, lab_files: Path, earlier_files: dict[str, Path]):
     options = getattr(request.module, "CLUSTER_OPTIONS", {})
-    with Cluster(lab, files_dir=lab_files, **options) as running:
+    with Cluster(lab, files_dir=lab_files, earlier_files=earlier_files, **options) as running:
         yield running
 
 
@@ -57,25 +91,57 @@ def client(cluster: Cluster):
 
 
 @pytest.fixture
+def setting(cluster: Cluster):
+    """setting(NAME) -> a Django setting as the cluster's processes see it (a literal, or
+    None when unset): lets a failed check tell apart the states a learner can be in."""
+
+    def read(name: str):
+        code = f"from django.conf import settings; print('SETTING', repr(getattr(settings, {name!r}, None)))"
+        return ast.literal_eval(cluster.manage("shell", "-c", code).split("SETTING", 1)[1].strip())
+
+    return read
+
+
+@pytest.fixture
 def crm_stats(cluster: Cluster):
     """Call it to read the CRM stand-in's counters (grants, refused, api_calls)."""
     return cluster.crm.stats
 
 
-@pytest.fixture
-def failure(lab: Lab):
-    """failure(step_id, seen, hint=0) -> the message of a failed check."""
+FAILURE_PROPERTY = "workshop_failure"
 
-    def explain(step_id: str, seen: str, hint: int = 0) -> str:
-        step = lab.step(step_id)
-        chosen = step.hints[min(hint, len(step.hints) - 1)]
+
+@pytest.fixture
+def failure(request: pytest.FixtureRequest, lab: Lab):
+    """failure(step_id, seen, hint=0) -> the message of a failed check. `hint` is the
+    0-based index of the step's hint that fits what the check saw; it is recorded on the
+    report, so `workshop hint` shows that hint first. A regression check names the
+    earlier lab whose step it re-checks: failure(step_id, seen, hint=N, lab="01")."""
+
+    def explain(step_id: str, seen: str, hint: int = 0, lab: str | None = None) -> str:
+        owner = find_lab(lab) if lab else this_lab
+        step = owner.step(step_id)
+        if not 0 <= hint < len(step.hints):
+            raise ValueError(
+                f"the check names hint={hint} of step {step_id!r}, which has hints 0 to {len(step.hints) - 1}"
+            )
+        # the last call wins: it is the one whose message the failed assert shows
+        request.node.user_properties[:] = [p for p in request.node.user_properties if p[0] != FAILURE_PROPERTY]
+        named = {"lab": owner.code, "step": step_id, "hint": hint, "seen": seen}
+        request.node.user_properties.append((FAILURE_PROPERTY, named))
+        if owner is not this_lab:
+            title = owner.guarantee.title if owner.guarantee else step.title
+            headline = f"Lab {owner.code}'s guarantee {title!r} does not hold in lab {this_lab.code}'s cluster."
+        else:
+            headline = f"Step {step.id!r} ({step.title}) is not done yet."
         return (
-            f"\n  Step {step.id!r} ({step.title}) is not done yet."
+            f"\n  {headline}"
             f"\n  What the check saw: {seen}"
-            f"\n  Hint: {chosen}"
-            f"\n  More hints, one at a time: workshop hint {lab.code}\n"
+            f"\n  Hint {hint + 1} of {len(step.hints)}: {step.hints[hint]}"
+            f"\n  More hints, one at a time: workshop hint {owner.code}\n"
         )
 
+    this_lab = lab
     return explain
 
 
@@ -96,6 +162,7 @@ class _Results:
     def __init__(self, path: Path):
         self.path = path
         self.outcomes: dict[str, str] = {}
+        self.failures: dict[str, dict] = {}  # test name -> {step, hint, seen} of its failure()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         name = report.nodeid.split("::", 1)[-1]
@@ -103,9 +170,13 @@ class _Results:
             # a failure in setup (the cluster did not start) is a failure of the check
             if self.outcomes.get(name) != "failed":
                 self.outcomes[name] = report.outcome
+        if report.failed:
+            named = [value for key, value in report.user_properties if key == FAILURE_PROPERTY]
+            if named:
+                self.failures[name] = named[-1]
 
     def pytest_sessionfinish(self) -> None:
-        self.path.write_text(json.dumps(self.outcomes, indent=2))
+        self.path.write_text(json.dumps({"outcomes": self.outcomes, "failures": self.failures}, indent=2))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -26,6 +26,7 @@ from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.services import CRM, Database, Redis, start_crm, start_redis
+from workshop.top import running
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Node:
     name: str
     port: int
     disk: Path
+    stats_port: int = 0  # uWSGI's stats server (JSON per worker: requests, pid, status), read by `workshop top`
     process: ManagedProcess | None = None
 
     @property
@@ -52,10 +54,11 @@ class Cluster:
         crm_token_limit: int = 1,
         run_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        earlier_files: dict[str, Path] | None = None,
     ):
         self.lab = lab
         self.files_dir = files_dir or lab.path
-        self.layers = layer_dirs(lab, self.files_dir)
+        self.layers = layer_dirs(lab, self.files_dir, earlier_files)
         self.procfile_processes = lab.processes if procfile_processes is None else procfile_processes
         self.crm_token_limit = crm_token_limit
         self.extra_env = extra_env or {}
@@ -63,7 +66,8 @@ class Cluster:
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
-            Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}") for i in range(1, nodes + 1)
+            Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}", stats_port=free_port())
+            for i in range(1, nodes + 1)
         ]
         self.lb_port = free_port()
         self.supervisor = Supervisor()
@@ -74,6 +78,7 @@ class Cluster:
         self.lb: ManagedProcess | None = None
         self.procfile_runs: dict[str, ManagedProcess] = {}
         self.instance_of_pid: dict[int, str] = {}  # every Procfile process ever started, by pid
+        self.started = False  # set once start() is done: from then on the running description is kept current
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "Cluster":
@@ -89,12 +94,16 @@ class Cluster:
                 self.start_load_balancer()
             for instance, name in procfile_instances(self.procfile_processes):
                 self.start_procfile_process(name, instance=instance)
+            self.started = True
+            self.publish()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self.started = False
+        running.remove_description(self.run_dir.name)
         self.supervisor.close()
         if self.database:
             self.database.drop()
@@ -150,6 +159,8 @@ class Cluster:
             # pyuwsgi in a virtualenv cannot re-exec itself without this (uwsgi issue 2478)
             "--binary-path",
             str(PYTHON),
+            "--stats",
+            f"127.0.0.1:{node.stats_port}",
         ]
         node.process = self.supervisor.start(
             ProcessSpec(
@@ -163,6 +174,7 @@ class Cluster:
                 stop_signal=signal.SIGINT,
             )
         )
+        self.publish()
         return node
 
     @property
@@ -178,6 +190,7 @@ class Cluster:
         if node.process:
             self.supervisor.stop(node.process)
             node.process = None
+            self.publish()
 
     def restart_node(self, node: Node, wipe_disk: bool = False) -> Node:
         """Stop a node and start it again; `wipe_disk` is a replaced machine or pod."""
@@ -201,7 +214,9 @@ pid {lb_dir}/nginx.pid;
 error_log {self.logs_dir}/lb-error.log notice;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {self.logs_dir}/lb-access.log;
+    # $upstream_addr: which node served each request (`workshop top` counts the last ones)
+    log_format upstreams '$remote_addr [$time_local] "$request" $status $upstream_addr';
+    access_log {self.logs_dir}/lb-access.log upstreams;
     client_body_temp_path {lb_dir}/client_body;
     proxy_temp_path {lb_dir}/proxy;
     fastcgi_temp_path {lb_dir}/fastcgi;
@@ -278,12 +293,14 @@ http {{
         self.procfile_runs[instance] = process
         self.instance_of_pid[process.pid] = instance
         wait_for_log(log_path, ready_pattern, process, offset=log_offset)
+        self.publish()
         return process
 
     def stop_procfile_process(self, name: str) -> None:
         process = self.procfile_runs.pop(name, None)
         if process:
             self.supervisor.stop(process)
+            self.publish()
 
     def last_error(self, lines: int = 12) -> str | None:
         """The end of the newest Python traceback any process logged (where its cause is)."""
@@ -294,6 +311,34 @@ http {{
             if start != -1 and (newest is None or log.stat().st_mtime > newest[0]):
                 newest = (log.stat().st_mtime, f"{log.name}:\n{_traceback_end(text[start:], lines)}")
         return newest[1] if newest else None
+
+    # -- the running description, read by `workshop top` from another terminal ----------
+    def publish(self) -> None:
+        """Write (or rewrite, after a node or process changed) the description of this running cluster."""
+        if not self.started:
+            return
+        running.write_description(
+            running.RunningCluster(
+                run=self.run_dir.name,
+                lab=self.lab.code,
+                title=self.lab.title,
+                owner=running.ProcessRef.of(os.getpid()),
+                url=self.url if self.lb else None,
+                nginx_conf=str(self.run_dir / "lb" / "nginx.conf") if self.lb else None,
+                redis_url=self.redis.url,
+                logs_dir=str(self.logs_dir),
+                nodes=[
+                    running.NodeRef(
+                        node.name, node.url, node.process.pid if node.process else None, f"127.0.0.1:{node.stats_port}"
+                    )
+                    for node in self.nodes
+                ],
+                processes=[
+                    running.ProcfileRef(instance, process.pid, process.spec.command)
+                    for instance, process in self.procfile_runs.items()
+                ],
+            )
+        )
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, address, log) rows for the CLI."""

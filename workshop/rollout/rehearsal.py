@@ -369,12 +369,19 @@ class Pod:
 
 
 class LoadGenerator:
-    """Steady open-loop load through the service LB: keep-alive and fresh connections,
-    one request in `slow_every` slow; every request recorded in the timeline."""
+    """Steady open-loop load to `url`: keep-alive and fresh connections, one request in
+    `slow_every` slow; every request recorded in `timeline`, timed on `clock`.
 
-    def __init__(self, rehearsal: "Rehearsal", shape: LoadShape):
-        self.rehearsal = rehearsal
+    The rehearsal sends it through its service LB (which names the pod in X-Pod); the kind
+    path sends it through the cluster's port mapping, where only a response from cms names
+    its pod (X-Served-By: pod/pid), hence `pod_from_served_by`."""
+
+    def __init__(self, url: str, shape: LoadShape, timeline: Timeline, clock: Clock, pod_from_served_by: bool = False):
+        self.url = url
         self.shape = shape
+        self.timeline = timeline
+        self.clock = clock
+        self.pod_from_served_by = pod_from_served_by
         self.queue: queue.Queue = queue.Queue()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -407,8 +414,8 @@ class LoadGenerator:
             index += 1
 
     def _work(self) -> None:
-        url = self.rehearsal.lb.url
-        clock = self.rehearsal.clock
+        url = self.url
+        clock = self.clock
         timeout = httpx.Timeout(self.shape.slow_seconds + 30, connect=5)
         with httpx.Client(timeout=timeout) as keep_alive, httpx.Client(timeout=timeout) as fresh:
             while not self.stopping.is_set():
@@ -431,10 +438,12 @@ class LoadGenerator:
                     request.status = response.status_code
                     request.pod = response.headers.get("X-Pod") or None
                     request.served_by = response.headers.get("X-Served-By")
+                    if self.pod_from_served_by and request.served_by:
+                        request.pod = request.served_by.split("/")[0]
                 except httpx.HTTPError as exc:
                     request.error = f"{type(exc).__name__}: {exc}"[:200]
                 request.end = clock.now()
-                self.rehearsal.timeline.requests.append(request)
+                self.timeline.requests.append(request)
 
 
 class Rehearsal:
@@ -587,7 +596,7 @@ class Rehearsal:
 
     def run(self, rollouts: int = 1, before: float = 2.0, after: float = 1.0) -> Timeline:
         """Steady load through the service LB, `rollouts` rolling updates one after the other."""
-        load = LoadGenerator(self, self.shape)
+        load = LoadGenerator(self.lb.url, self.shape, self.timeline, self.clock)
         load.start()
         try:
             time.sleep(before)

@@ -11,10 +11,15 @@ from workshop.rollout.timeline import Timeline
 def print_summary(timeline: Timeline, console: Console) -> dict:
     summary = timeline.summary()
     settings = timeline.settings
+    lags = (
+        f"; LB lags: registration {settings.get('registration_lag')} s, deregistration "
+        f"{settings.get('deregistration_lag')} s"
+        if "registration_lag" in settings
+        else ""  # a real cluster: the lags are whatever kube-proxy takes
+    )
     console.print(
         f"{settings.get('replicas')} replicas, maxSurge {settings.get('max_surge')}, maxUnavailable "
-        f"{settings.get('max_unavailable')}, grace {settings.get('grace_seconds')} s; LB lags: registration "
-        f"{settings.get('registration_lag')} s, deregistration {settings.get('deregistration_lag')} s"
+        f"{settings.get('max_unavailable')}, grace {settings.get('grace_seconds')} s{lags}"
     )
     table = Table(title="Rolling update under load")
     for column in ("rollout", "seconds", "requests", "rate /s", "failed"):

@@ -134,6 +134,22 @@ class SweepRow:
     peak_child_rss_mib: float
 
 
+def assert_kill_loses_no_task(app: Celery, setting, failure, **where) -> None:
+    """The check of lab 03's last guarantee, for lab 03 and the later labs that re-check it:
+    a pool child SIGKILLed in the middle of a render loses no task."""
+    kill = kill_mid_task(app)
+    acks_late = kill.state == "SUCCESS" or setting("CELERY_TASK_ACKS_LATE")
+    assert kill.state == "SUCCESS" and kill.ran_on != kill.killed_pid, failure(
+        "no-lost-tasks",
+        f"child {kill.killed_pid} was SIGKILLed in the middle of a render; the task then ended "
+        f"{kill.state} {kill.error}".rstrip()
+        + f" (CELERY_TASK_ACKS_LATE is {acks_late}).",
+        # acks_late alone still loses the task: the other half is reject_on_worker_lost
+        hint=2 if acks_late else 1,
+        **where,
+    )
+
+
 def sweep(cluster: Cluster, tasks: int, limits=LIMITS, progress=None) -> list[SweepRow]:
     """For each --max-tasks-per-child value, restart the worker with it and run `tasks`."""
     app = celery_client(cluster.redis.url)

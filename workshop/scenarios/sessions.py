@@ -86,6 +86,28 @@ def explain_logout(login_worker: str, hops: Hops) -> str:
     )
 
 
+def assert_logged_in_everywhere(client: CMSClient, cluster: Cluster, failure, setting, minimum: int, **where) -> Hops:
+    """The check of lab 02's guarantee, for lab 02 and the later labs that re-check it: log
+    in once and browse until every worker of every node has answered; stay logged in."""
+    import pytest
+
+    login_worker = client.login("alice").headers.get("X-Served-By", "?")
+    hops = hop(client, cluster, minimum=minimum)
+    every_worker = len(cluster.nodes) * cluster.workers_per_node
+    if len(hops.workers) < every_worker:
+        pytest.fail(f"the check could not reach every worker ({dict(hops.workers)}); see {cluster.logs_dir}")
+    if not hops.always_logged_in:
+        # the cache inside each process: which cache; some other cache that is not shared: Redis's
+        backend = (setting("CACHES") or {}).get("default", {}).get("BACKEND", "LocMemCache (CACHES not set)")
+        assert hops.always_logged_in, failure(
+            "shared-cache",
+            f"{explain_logout(login_worker, hops)}. The default cache is {backend}.",
+            hint=0 if "LocMemCache" in backend else 1,
+            **where,
+        )
+    return hops
+
+
 def flush_cache(cluster: Cluster) -> None:
     """Empty the shared cache, as a Redis failover, an eviction storm or a FLUSHALL would."""
     with redis.Redis.from_url(cluster.redis.url) as client:

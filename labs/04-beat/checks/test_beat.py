@@ -37,6 +37,8 @@ def test_one_beat_sends_each_tick(cluster, failure):
         "redbeat",
         f"in {WINDOW} s the 1 s tick ran {len(seen)} times (10 to 13 expected, all sent by one beat); "
         f"senders: {senders(seen)}; the shortest gap between two runs was {shortest_gap(seen)} s.",
+        # duplicates: a scheduler per beat; no tick at all: RedBeat cannot find its Redis
+        hint=0 if len(senders(seen)) > 1 else 1,
     )
     assert not schedule_files(cluster), failure(
         "redbeat", f"schedule files on the beats' local disks: {schedule_files(cluster)}.", hint=2
@@ -50,12 +52,14 @@ def test_the_other_beat_takes_over_when_the_leader_dies(cluster, failure):
     assert len(senders(failover.before)) == 1, failure(
         "failover", f"before the kill, ticks came from {senders(failover.before)}: more than one beat sends."
     )
+    # no takeover at all within the wait: the default 1500 s lock; a late one: the lock settings
     gap = failover.send_gap_seconds  # measured between sends (beat logs), not runs: a busy worker adds delay
     assert gap is not None and gap <= budget and failover.killed not in senders(failover.after), failure(
         "failover",
         f"{failover.killed} (which sent the last ticks) was SIGKILLed; the next tick was sent {gap} s after "
         f"its last one (budget: {budget} s = lock timeout {LOCK_TIMEOUT} s + 2 x {INTERVAL} s), "
         f"and ticks after the kill came from {senders(failover.after) or 'nobody'}.",
+        hint=0 if gap is None else 1,
     )
 
 
@@ -65,7 +69,9 @@ def test_a_restart_neither_reruns_nor_skips_the_crontab(cluster, failure):
     time.sleep(2)
     first = per_minute(ticks(cluster, "minute", since=fired.ran_at))
     assert first == {fired.ran_at.strftime("%H:%M"): 1}, failure(
-        "state-outlives", f"the every-minute crontab ran {first} (minute: runs): more than one beat sends it."
+        "state-outlives",
+        f"the every-minute crontab ran {first} (minute: runs): more than one beat sends it.",
+        hint=1,
     )
     restart_beats(cluster)  # ...and every beat restarts right after it
     following = wait_for_next(cluster, "minute")
@@ -76,4 +82,6 @@ def test_a_restart_neither_reruns_nor_skips_the_crontab(cluster, failure):
         "state-outlives",
         f"the every-minute crontab ran {counts} (minute: runs) around a restart of both beats; "
         f"expected once per minute: {expected}.",
+        # a minute run twice: a second scheduler; a minute skipped or rerun after the restart: its state
+        hint=1 if any(runs > 1 for runs in counts.values()) else 0,
     )

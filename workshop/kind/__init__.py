@@ -1,0 +1,1 @@
+"""Lab 05 part 2: the same Deployment on a real Kubernetes cluster (kind), driven from Python."""

@@ -1,0 +1,225 @@
+"""Lab 05 part 2 on a local Kubernetes cluster (kind): up, build, deploy, rollout, down, prefetch."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workshop.kind import apply, cluster, images
+from workshop.rollout.timeline import Timeline
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+LAB = "05"
+SOLUTION_OPT = typer.Option(False, "--solution", help="deploy the reference solution instead of your files")
+
+
+def say(line: str) -> None:
+    console.print(line, markup=False, highlight=False)
+
+
+@contextmanager
+def exits():
+    """Known failures become one line on stderr: exit 2 for what is missing or malformed
+    (nothing was changed), exit 1 for what failed while running."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        yield
+    except (cluster.ToolMissing, cluster.BadInput) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except (cluster.KindFailed, apply.DeployFailed, images.BuildFailed) as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except ApiException as exc:
+        errors.print(f"[red]error:[/red] the Kubernetes API answered {exc.status} {exc.reason}{api_message(exc)}")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        import docker
+
+        if isinstance(exc, docker.errors.DockerException):
+            errors.print(f"[red]error:[/red] docker: {str(exc)[:300]}")
+            raise typer.Exit(1) from None
+        raise
+
+
+def api_message(exc) -> str:
+    """The API server's own words (a Status object's message), if it sent some."""
+    import json
+
+    try:
+        return ": " + json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return ""
+
+
+def files_dir(solution: bool) -> Path:
+    from workshop.curriculum import find_lab
+    from workshop.layers import lab_files_dir
+
+    return lab_files_dir(find_lab(LAB), "solution" if solution else "learner")
+
+
+def push_local_images(client) -> None:
+    """`kind load` every image the lab needs that this machine's Docker has (an offline kit
+    loaded with `prefetch --load`), so the nodes do not pull them."""
+    node_images = set(images.images_in_kind_config(cluster.CONFIG)) if cluster.CONFIG.is_file() else set()
+    for image in images.required_images():
+        if image in node_images:
+            continue
+        name = images.local_name(image)
+        if images.present(client, name):
+            say(f"loading {name} into the nodes")
+            cluster.load_image(name)
+
+
+def offline_node_image(client) -> str | None:
+    """The node image by name:tag when only that is here: `docker load` of the offline kit may
+    not keep the digest kind-config.yaml pins, and kind would then try to pull."""
+    if not cluster.CONFIG.is_file():
+        return None
+    pinned = set(images.images_in_kind_config(cluster.CONFIG))
+    if len(pinned) != 1:
+        return None
+    image = pinned.pop()
+    local = images.local_name(image)
+    if local == image or images.present(client, image) or not images.present(client, local):
+        return None
+    return local
+
+
+@app.command()
+def up() -> None:
+    """Create the kind cluster `workshop` from kind-config.yaml (nothing to do if it exists)."""
+    with exits():
+        client = cluster.preflight()
+        node_image = offline_node_image(client)
+        if node_image:
+            say(f"using the local {node_image} (loaded from the offline kit, without its digest)")
+        if cluster.up(node_image=node_image):
+            push_local_images(client)
+            console.print(f"cluster [bold]{cluster.CLUSTER_NAME}[/bold] created")
+        else:
+            console.print(f"cluster [bold]{cluster.CLUSTER_NAME}[/bold] already exists")
+
+
+@app.command()
+def build() -> None:
+    """Build the Dockerfile as cms:workshop and load it into the cluster's nodes."""
+    with exits():
+        client = cluster.preflight()
+        images.build(client, say)
+        if cluster.exists():
+            cluster.load_image(images.IMAGE)
+            console.print(f"{images.IMAGE} built and loaded into the cluster")
+        else:
+            console.print(f"{images.IMAGE} built; `workshop kind up`, then `workshop kind build` loads it")
+
+
+@app.command()
+def deploy(solution: bool = SOLUTION_OPT) -> None:
+    """Apply k8s/*.yaml, wait for the migrations Job, then the lab's web Deployment and its ConfigMaps."""
+    with exits():
+        cluster.preflight(docker=False)
+        api = cluster.connect()
+        try:
+            apply.deploy(api, files_dir(solution), say)  # reads every file before it applies any
+        finally:
+            api.close()
+        console.print(f"deployed; the site is on {_url()}")
+
+
+def _url() -> str:
+    from workshop.kind.rollout import URL
+
+    return URL
+
+
+@app.command()
+def rollout(
+    solution: bool = SOLUTION_OPT,
+    rate: float = typer.Option(120.0, "--rate", min=1, max=400, help="requests per second through the port mapping"),
+    rollouts: int = typer.Option(1, "--rollouts", min=1, max=5, help="rolling updates, one after the other"),
+    json_out: Path = typer.Option(None, "--json", help="write every request and pod event here"),
+) -> None:
+    """Roll the web Deployment under load (as `kubectl rollout restart`); exit 1 if any request failed."""
+    from workshop.kind.rollout import RolloutFailed, run_rollouts
+    from workshop.processes import raise_keyboard_interrupt_on_sigterm
+    from workshop.rollout.rehearsal import LoadShape
+    from workshop.rollout.report import print_summary
+
+    with exits():
+        cluster.preflight(docker=False)
+        folder = files_dir(solution)
+        web = apply.web_objects(folder)
+        api = cluster.connect()
+        raise_keyboard_interrupt_on_sigterm()
+        try:
+            apply.apply(api.dynamic, web, say)  # your current files, then wait for them to run
+            apply.wait_for_deployments(api)
+            with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
+                timeline = run_rollouts(api, LoadShape(rate=rate), rollouts=rollouts)
+        except RolloutFailed as exc:
+            errors.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("stopping...")
+            raise
+        finally:
+            api.close()
+    summary = print_summary(timeline, console)
+    print_events(timeline, console)
+    if json_out:
+        timeline.write_json(json_out)
+        console.print(f"timeline written to {json_out}")
+    raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def print_events(timeline: Timeline, console: Console) -> None:
+    table = Table(title="Pod events")
+    for column in ("time (s)", "pod", "event", "detail"):
+        table.add_column(column, justify="right" if column.startswith("time") else "left")
+    for event in sorted(timeline.events, key=lambda e: e.t):
+        table.add_row(f"{event.t:.2f}", event.pod, event.event, event.detail)
+    console.print(table)
+
+
+@app.command()
+def down() -> None:
+    """Delete the kind cluster `workshop`."""
+    with exits():
+        cluster.require("kind")
+        if cluster.down():
+            console.print(f"cluster {cluster.CLUSTER_NAME} deleted")
+        else:
+            console.print(f"there is no cluster {cluster.CLUSTER_NAME}; nothing to do")
+
+
+@app.command()
+def prefetch(
+    output: Path = typer.Option(images.DEFAULT_ARCHIVE, "--output", help="the archive to write"),
+    load: Path = typer.Option(None, "--load", help="load an archive made by prefetch (no internet needed)"),
+) -> None:
+    """Pull every image the lab needs into one archive, or `--load` one on a machine without internet."""
+    with exits():
+        if load is not None:
+            if not load.is_file():
+                raise cluster.BadInput(f"{load} is not a file")
+            client = cluster.preflight(kind=False)
+            images.load_archive(client, load, say)
+            if shutil.which("kind") and cluster.exists():
+                push_local_images(client)
+            console.print(f"loaded {load}; `workshop kind up` now needs no internet")
+            return
+        client = cluster.preflight(kind=False)
+        wanted = images.required_images()
+        images.pull_all(client, wanted, say)
+        size = images.save_archive(client, wanted, output)
+        console.print(f"{len(wanted)} images saved to {output} ({size / 1e6:.0f} MB)")

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 _state = tempfile.TemporaryDirectory(prefix="workshop-test-state-")
 os.environ["WORKSHOP_STATE_DIR"] = _state.name
 # Marks every process this session starts (children inherit the environment), so the
@@ -49,3 +51,9 @@ def running_make_lab(log_dir: Path, env: dict[str, str] | None = None):
             )
         )
         yield RunningLab(base, token)
+
+
+@pytest.fixture
+def make_lab():
+    """running_make_lab(log_dir, env=None): a context manager giving the base URL and token."""
+    return running_make_lab

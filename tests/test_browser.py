@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import running_make_lab
 
 from workshop.paths import ROOT
 
@@ -113,7 +112,7 @@ def quit_browser(driver) -> None:
 
 @pytest.mark.cluster
 @pytest.mark.timeout(600)
-def test_make_lab_runs_the_first_cell_in_a_browser(chromium, tmp_path):
+def test_make_lab_runs_the_first_cell_in_a_browser(chromium, make_lab, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
@@ -122,7 +121,7 @@ def test_make_lab_runs_the_first_cell_in_a_browser(chromium, tmp_path):
     screenshot = tmp_path / "jupyterlab.png"
     notebook = ROOT / "notebooks" / "00-start-here.ipynb"
     saved = notebook.read_bytes()
-    with running_make_lab(tmp_path, env=lab_settings(tmp_path)) as lab:
+    with make_lab(tmp_path, env=lab_settings(tmp_path)) as lab:
         base, token = lab.base, lab.token
         driver = start_browser(*chromium, tmp_path / "chromedriver.log")
         try:

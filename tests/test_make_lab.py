@@ -2,12 +2,11 @@
 
 import httpx
 import pytest
-from conftest import running_make_lab
 
 
 @pytest.mark.cluster
-def test_make_lab_serves_the_start_here_notebook(tmp_path):
-    with running_make_lab(tmp_path) as lab:
+def test_make_lab_serves_the_start_here_notebook(make_lab, tmp_path):
+    with make_lab(tmp_path) as lab:
         response = httpx.get(f"{lab.base}/api/contents/notebooks/00-start-here.ipynb", params={"token": lab.token})
         assert response.status_code == 200
         notebook = response.json()

@@ -661,3 +661,15 @@ def test_up_uses_the_node_image_of_the_offline_kit_when_its_digest_was_lost(tmp_
     assert offline_node_image(SimpleNamespace(images=FakeImages({local}))) == local
     assert offline_node_image(SimpleNamespace(images=FakeImages({local, NODE}))) is None  # the pinned one is here
     assert offline_node_image(SimpleNamespace(images=FakeImages(set()))) is None  # kind pulls it
+
+
+def test_the_app_url_follows_the_host_port_of_kind_config(tmp_path):
+    from workshop.kind.cluster import CONFIG, BadInput, app_url
+
+    assert app_url() == "http://127.0.0.1:30080"
+    moved = tmp_path / "kind-config.yaml"
+    moved.write_text(CONFIG.read_text().replace("hostPort: 30080", "hostPort: 31080"))
+    assert app_url(moved) == "http://127.0.0.1:31080"
+    moved.write_text("kind: Cluster\nnodes: [{role: control-plane}]\n")
+    with pytest.raises(BadInput, match="extraPortMappings"):
+        app_url(moved)

@@ -137,9 +137,7 @@ def deploy(solution: bool = SOLUTION_OPT) -> None:
 
 
 def _url() -> str:
-    from workshop.kind.rollout import URL
-
-    return URL
+    return cluster.app_url()
 
 
 @app.command()
@@ -165,7 +163,7 @@ def rollout(
             apply.apply(api.dynamic, web, say)  # your current files, then wait for them to run
             apply.wait_for_deployments(api)
             with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
-                timeline = run_rollouts(api, LoadShape(rate=rate), rollouts=rollouts)
+                timeline = run_rollouts(api, LoadShape(rate=rate), _url(), rollouts=rollouts)
         except RolloutFailed as exc:
             errors.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None

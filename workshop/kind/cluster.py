@@ -32,6 +32,17 @@ class KindFailed(RuntimeError):
     """A kind command ran and failed (exit code 1)."""
 
 
+def app_url(config: Path = CONFIG) -> str:
+    """Where the host reaches the web Service: the first port mapping of kind-config.yaml
+    (127.0.0.1:30080 as shipped; a learner whose port 30080 is taken changes hostPort there)."""
+    try:
+        data = yaml.safe_load(Path(config).read_text())
+        mapping = next(m for node in data["nodes"] for m in node.get("extraPortMappings") or [])
+        return f"http://{mapping.get('listenAddress', '127.0.0.1')}:{int(mapping['hostPort'])}"
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError, StopIteration):
+        raise BadInput(f"{config}: no extraPortMappings entry with a hostPort (the way to the web Service)") from None
+
+
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if not path:

@@ -2,7 +2,7 @@
 
     timeline = run_rollouts(api, LoadShape(rate=120), rollouts=2)
 
-The load goes through the kind port mapping (127.0.0.1:30080 -> NodePort 30080 -> the
+The load goes through the kind port mapping (kind-config.yaml: 127.0.0.1:30080 -> NodePort 30080 -> the
 Service `cms`). A watch on the pods (label app=cms) records their lifecycle into the same
 Timeline the rehearsal fills, so the same summary applies; the watch events are raw dicts
 (`Watch.stream(..., deserialize=False)`), and turning one into timeline events is a pure
@@ -20,7 +20,6 @@ from workshop.rollout.manifest import surge_and_unavailable
 from workshop.rollout.rehearsal import Clock, LoadGenerator, LoadShape
 from workshop.rollout.timeline import Event, Request, Timeline
 
-URL = "http://127.0.0.1:30080"
 DEPLOYMENT = "cms"
 SELECTOR = "app=cms"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -332,7 +331,7 @@ def roll_once(api, timeline: Timeline, clock: Clock, watcher: PodWatcher, timeou
 
 
 def run_rollouts(
-    api, shape: LoadShape, rollouts: int = 1, url: str = URL, before: float = 2.0, after: float = 1.0
+    api, shape: LoadShape, url: str, rollouts: int = 1, before: float = 2.0, after: float = 1.0
 ) -> ClusterTimeline:
     """Steady load through the port mapping, `rollouts` rolling updates one after the other,
     the pods watched all along. Load generator and watch are stopped on the way out, also on Ctrl-C."""

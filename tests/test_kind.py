@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from workshop.cli import app
 from workshop.doctor import kind_version
 from workshop.kind import apply, cluster, images
-from workshop.kind.cli import print_events
 from workshop.kind.rollout import (
     ClusterTimeline,
     PodEvents,
@@ -30,7 +29,7 @@ from workshop.kind.rollout import (
 )
 from workshop.paths import ROOT
 from workshop.rollout.rehearsal import Clock, LoadGenerator, LoadShape
-from workshop.rollout.report import print_summary
+from workshop.rollout.report import print_events, print_summary
 from workshop.rollout.timeline import Request, Timeline
 
 WATCH = Path(__file__).parent / "data" / "kind_rollout_watch.json"

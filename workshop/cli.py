@@ -176,7 +176,7 @@ def rollout(
     from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
     from workshop.rollout.manifest import ManifestError
     from workshop.rollout.rehearsal import LoadShape, Rehearsal
-    from workshop.rollout.report import print_summary
+    from workshop.rollout.report import report_rollouts
 
     lab = resolve_lab(lab_name)
     raise_keyboard_interrupt_on_sigterm()
@@ -200,12 +200,9 @@ def rollout(
         raise
     finally:
         rehearsal.close()
-    summary = print_summary(timeline, console)
-    if json_out:
-        timeline.write_json(json_out)
-        console.print(f"timeline written to {json_out}")
+    code = report_rollouts(timeline, console, json_out)
     console.print(f"logs: {rehearsal.logs_dir}")
-    raise typer.Exit(1 if summary["failed"] else 0)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from workshop.kind import apply, cluster, images
-from workshop.rollout.timeline import Timeline
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -151,7 +149,7 @@ def rollout(
     from workshop.kind.rollout import RolloutFailed, run_rollouts
     from workshop.processes import raise_keyboard_interrupt_on_sigterm
     from workshop.rollout.rehearsal import LoadShape
-    from workshop.rollout.report import print_summary
+    from workshop.rollout.report import report_rollouts
 
     with exits():
         cluster.preflight(docker=False)
@@ -172,21 +170,7 @@ def rollout(
             raise
         finally:
             api.close()
-    summary = print_summary(timeline, console)
-    print_events(timeline, console)
-    if json_out:
-        timeline.write_json(json_out)
-        console.print(f"timeline written to {json_out}")
-    raise typer.Exit(1 if summary["failed"] else 0)
-
-
-def print_events(timeline: Timeline, console: Console) -> None:
-    table = Table(title="Pod events")
-    for column in ("time (s)", "pod", "event", "detail"):
-        table.add_column(column, justify="right" if column.startswith("time") else "left")
-    for event in sorted(timeline.events, key=lambda e: e.t):
-        table.add_row(f"{event.t:.2f}", event.pod, event.event, event.detail)
-    console.print(table)
+    raise typer.Exit(report_rollouts(timeline, console, json_out, pod_events=True))
 
 
 @app.command()

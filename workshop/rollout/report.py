@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -60,3 +62,25 @@ def print_summary(timeline: Timeline, console: Console) -> dict:
     else:
         console.print("[green]zero failed requests[/green]")
     return summary
+
+
+def print_events(timeline: Timeline, console: Console) -> None:
+    """Every pod event of the run, in time order (the kind path: what the watch saw)."""
+    table = Table(title="Pod events")
+    for column in ("time (s)", "pod", "event", "detail"):
+        table.add_column(column, justify="right" if column.startswith("time") else "left")
+    for event in sorted(timeline.events, key=lambda e: e.t):
+        table.add_row(f"{event.t:.2f}", event.pod, event.event, event.detail)
+    console.print(table)
+
+
+def report_rollouts(timeline: Timeline, console: Console, json_out: Path | None, pod_events: bool = False) -> int:
+    """The summary (and the pod events), the timeline as JSON if asked; the exit code:
+    1 if any request failed."""
+    summary = print_summary(timeline, console)
+    if pod_events:
+        print_events(timeline, console)
+    if json_out:
+        timeline.write_json(json_out)
+        console.print(f"timeline written to {json_out}")
+    return 1 if summary["failed"] else 0

@@ -457,6 +457,7 @@ class Rehearsal:
         lags: Lags = Lags(),
         shape: LoadShape = LoadShape(),
         warmup: float = 3.0,
+        earlier_files: dict[str, Path] | None = None,
     ):
         self.lab = lab
         self.files_dir = Path(files_dir)
@@ -465,7 +466,9 @@ class Rehearsal:
         self.lags = lags
         self.shape = shape
         self.warmup = warmup
-        self.cluster = Cluster(lab, files_dir=self.files_dir, nodes=0, procfile_processes=())
+        self.cluster = Cluster(
+            lab, files_dir=self.files_dir, nodes=0, procfile_processes=(), earlier_files=earlier_files
+        )
         self.run_dir = self.cluster.run_dir
         self.logs_dir = self.cluster.logs_dir
         self.clock = Clock()

@@ -18,6 +18,7 @@ from workshop.checking import run_checks, verify_lab
 from workshop.curriculum import CurriculumError, Lab, UnknownLab, all_labs, find_lab
 from workshop.layers import StarterUnavailable, lab_files_dir, starter_text
 from workshop.paths import backups_dir
+from workshop.room import client as room_client
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -229,6 +230,7 @@ def check(
     result = run_checks(lab, lab_files_dir(lab, variant_of(solution)), select=select)
     if not solution:
         progress.record_results(lab, result)
+        room_client.report(lab, result)  # to the facilitator's room, if joined; never waits for it
     print_check_result(console, lab, result, f"Lab {lab.code} checks ({variant_of(solution)} files)")
     if result.returncode != 0:
         console.print(f"Stuck? [bold]workshop hint {lab.code}[/bold] shows the hint the failure named, then the next.")
@@ -359,6 +361,10 @@ def doctor() -> None:
 from workshop.kind.cli import app as kind_app  # noqa: E402  (lab 05 part 2: `workshop kind ...`)
 
 app.add_typer(kind_app, name="kind")
+
+from workshop.room.cli import app as room_app  # noqa: E402  (`workshop room ...`: the facilitator's live view)
+
+app.add_typer(room_app, name="room")
 
 
 def main() -> None:

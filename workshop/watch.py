@@ -28,6 +28,7 @@ from workshop import progress
 from workshop.check_report import named_hint_text, progress_line, regression_verdict
 from workshop.checking import CheckRun, run_checks
 from workshop.curriculum import Lab
+from workshop.room import client as room_client
 
 Runner = Callable[[Lab, Path, "list[str] | None"], CheckRun]
 Batch = set[tuple[watchfiles.Change, str]]
@@ -127,6 +128,7 @@ class Watcher:
     def _run(self, select: list[str] | None) -> CheckRun:
         run = self.runner(self.lab, self.files_dir, select)
         progress.record_results(self.lab, run, self.progress_path)
+        room_client.report(self.lab, run)  # to the facilitator's room, if joined; never waits for it
         return run
 
     def show_hint(self, run: CheckRun) -> None:

@@ -491,7 +491,12 @@ class Serve:
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
-        self.output = self.read_until("Press Ctrl-C")
+        try:
+            self.output = self.read_until("Press Ctrl-C")
+        except AssertionError:
+            self.process.kill()
+            self.process.wait()
+            raise
         self.address, self.code = re.search(r"workshop room join (\S+) (\S+)", self.output).groups()
         self.page = re.search(r"Your page: +(\S+)", self.output).group(1)
         self.key = self.page.split("#key=")[1]

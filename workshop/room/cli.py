@@ -86,13 +86,14 @@ def serve(
         if host is None:
             errors.print("no network address found: listening on 127.0.0.1, which only this machine reaches")
             host = "127.0.0.1"
+    shown = (lan_address() or "127.0.0.1") if host in ("0.0.0.0", "") else ""  # every address: show the LAN's
     try:
-        server = RoomServer(room, host, port if port is not None else data.get("port", 0), path)
+        server = RoomServer(room, host, port if port is not None else data.get("port", 0), path, shown)
     except OSError as exc:
         if port is not None or not data.get("port"):
             errors.print(f"[red]error:[/red] cannot listen on {host}:{port or 0}: {exc.strerror}")
             raise typer.Exit(1) from None
-        server = RoomServer(room, host, 0, path)  # the snapshot's port is taken: attendees join again
+        server = RoomServer(room, host, 0, path, shown)  # the snapshot's port is taken: attendees join again
     server.save()
     labs_today = ", ".join(f"lab {slot.lab} at {clock(slot.start)}" for slot in chosen.slots if slot.lab)
     say(f"The room is open ({len(room.attendees)} attendee(s) in it).")

@@ -37,16 +37,17 @@ class RoomServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a room joins at once
 
-    def __init__(self, room: Room, host: str, port: int = 0, snapshot: Path | None = None):
+    def __init__(self, room: Room, host: str, port: int = 0, snapshot: Path | None = None, shown_host: str = ""):
         self.room = room
         self.snapshot = snapshot
+        self.shown_host = shown_host  # the address attendees type, when `host` is not one (0.0.0.0)
         self.save_lock = threading.Lock()
         super().__init__((host, port), Handler)
 
     @property
     def address(self) -> str:
         host, port = self.server_address[:2]
-        return f"{host}:{port}"
+        return f"{self.shown_host or host}:{port}"
 
     @property
     def url(self) -> str:

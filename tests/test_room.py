@@ -172,6 +172,13 @@ def test_unknown_pages_and_methods_get_json_errors(served):
     assert "error" in httpx.post(f"{served.url}/nope", json={}).json()
 
 
+def test_a_bug_in_the_room_answers_500_in_json(served, monkeypatch, capsys):
+    monkeypatch.setattr(served.room, "record", lambda *args: 1 / 0)
+    answer = post(served, "a-token", {"lab": "02", "results": []})
+    assert answer.status_code == 500 and "the facilitator's terminal says why" in answer.json()["error"]
+    assert "ZeroDivisionError" in capsys.readouterr().err
+
+
 # -- results: each attendee posts only their own, only what the room allows ----------------------------
 
 

@@ -22,6 +22,7 @@ import secrets
 import socket
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -90,6 +91,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """No access log: the terminal shows joins and leaves (Room.on_event)."""
+
+    def handle_one_request(self) -> None:
+        """A bug in the room answers 500 in JSON (its traceback goes to the facilitator's terminal)."""
+        try:
+            super().handle_one_request()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            try:
+                self.send_json(500, {"error": "the room failed on this request: the facilitator's terminal says why"})
+            except OSError:
+                pass
 
     # -- routing ------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802

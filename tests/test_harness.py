@@ -60,11 +60,12 @@ def test_layers_put_the_lab_files_first_then_earlier_solutions():
     assert settings_modules(first) == [] and settings_modules(second) == ["session_settings"]
 
 
-def test_the_starter_comes_from_git_whatever_the_learner_changed(tmp_path):
+def test_the_starter_is_the_shipped_file_whatever_the_learner_changed_or_committed(tmp_path):
     lab = find_lab("01")
     folder = materialize_starter(lab, tmp_path)
     for name in lab.edit:
         assert "TODO" in (folder / name).read_text()
+        assert (folder / name).read_text() == (lab.starter_path / name).read_text()
 
 
 def test_an_entry_listed_twice_runs_as_numbered_instances():

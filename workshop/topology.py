@@ -21,12 +21,15 @@ from pathlib import Path
 
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs, settings_modules
+from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
 from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
-from workshop.ports import free_port
+from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.services import CRM, Database, Redis, start_crm, start_redis
 from workshop.top import running
+
+MACHINE_DIR = Path(__file__).resolve().parent / "machine"  # its sitecustomize watches local writes
 
 
 @dataclass
@@ -83,9 +86,11 @@ class Cluster:
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "Cluster":
         try:
-            self.redis = start_redis(self.supervisor, self.run_dir)
+            self.redis = retry_port_clash(lambda _: start_redis(self.supervisor, self.run_dir))
             self.database = Database(self.run_dir)
-            self.crm = start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+            self.crm = retry_port_clash(
+                lambda _: start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+            )
             self.manage("migrate", "--noinput")
             self.manage("seed_workshop")
             for node in self.nodes:
@@ -129,12 +134,39 @@ class Cluster:
             "DATABASE_URL": self.database.url,
             "REDIS_URL": self.redis.url,
             "CRM_URL": self.crm.url,
-            "CMS_DATA_DIR": str(self.run_dir / "shared"),
+            # the harness's own folder for manage.py; every machine gets its own disk instead
+            "CMS_DATA_DIR": str(self.run_dir / "harness"),
             "CMS_SETTINGS_LAYERS": ",".join(settings_modules(self.lab)),
             **self.extra_env,
         }
         env.update(overrides)
         return env
+
+    def machine_env(self, name: str, disk: Path) -> dict[str, str]:
+        """The environment of a process that stands for a machine of its own (a node, a
+        worker, a beat, a pod): its name, and only its own disk, as its data folder, home
+        and temporary folder. Nothing else is shared but the services (database, Redis,
+        CRM). What it writes to a local disk, wherever, is logged (local_writes)."""
+        for folder in ("home", "tmp"):
+            (disk / folder).mkdir(parents=True, exist_ok=True)
+        return self.env(
+            CMS_NODE_NAME=name,
+            CMS_NODE_DIR=str(disk),
+            CMS_DATA_DIR=str(disk),
+            HOME=str(disk / "home"),
+            TMPDIR=str(disk / "tmp"),
+            PYTHONPATH=os.pathsep.join(str(p) for p in [MACHINE_DIR, *self.layers, ROOT]),
+            WORKSHOP_LOCAL_WRITES=str(self.local_writes_log),
+        )
+
+    @property
+    def local_writes_log(self) -> Path:
+        return self.logs_dir / "local-writes.jsonl"
+
+    def local_writes(self, since: float = 0.0) -> list[LocalWrite]:
+        """What the machines wrote to a local disk since `since` (time.time()), wherever:
+        every write but those to the database file (the database server's disk)."""
+        return read_local_writes(self.local_writes_log, allowed=sqlite_files(self.database.url), since=since)
 
     def manage(self, *args: str) -> str:
         """Run a Django management command against this cluster's database."""
@@ -151,6 +183,21 @@ class Cluster:
 
     # -- nodes -----------------------------------------------------------------
     def start_node(self, node: Node) -> Node:
+        """Start a node's uWSGI; if its ports were taken meanwhile, on fresh ones (and the
+        load balancer, if it runs, learns the node's new address)."""
+        old_port = node.port
+
+        def attempt(number: int) -> Node:
+            if number:
+                node.port, node.stats_port = free_port(), free_port()
+            return self._start_node(node)
+
+        retry_port_clash(attempt)
+        if node.port != old_port and self.lb:
+            self.reload_load_balancer()
+        return node
+
+    def _start_node(self, node: Node) -> Node:
         node.disk.mkdir(parents=True, exist_ok=True)
         command = [
             *resolve_command(self.procfile()["web"]),
@@ -166,7 +213,7 @@ class Cluster:
             ProcessSpec(
                 name=node.name,
                 command=command,
-                env=self.env(CMS_NODE_NAME=node.name, CMS_NODE_DIR=str(node.disk)),
+                env=self.machine_env(node.name, node.disk),
                 cwd=node.disk,  # a vendor SDK's "current directory" is the node's own disk
                 log_path=self.logs_dir / f"{node.name}.log",
                 ready_url=f"{node.url}/healthz/ready",
@@ -244,6 +291,19 @@ http {{
 """
 
     def start_load_balancer(self) -> None:
+        def attempt(number: int) -> None:
+            if number:
+                self.lb_port = free_port()
+            self._start_load_balancer()
+
+        retry_port_clash(attempt)
+
+    def reload_load_balancer(self) -> None:
+        """New upstreams without dropping connections: nginx re-reads its file on SIGHUP."""
+        (self.run_dir / "lb" / "nginx.conf").write_text(self.load_balancer_conf())
+        self.lb.send_signal(signal.SIGHUP)
+
+    def _start_load_balancer(self) -> None:
         lb_dir = self.run_dir / "lb"
         lb_dir.mkdir(parents=True, exist_ok=True)
         conf = lb_dir / "nginx.conf"
@@ -285,7 +345,7 @@ http {{
             ProcessSpec(
                 name=instance,
                 command=[*resolve_command(entries[name]), *extra_args],
-                env=self.env(CMS_NODE_NAME=instance, CMS_NODE_DIR=str(disk)),
+                env=self.machine_env(instance, disk),
                 cwd=disk,
                 log_path=log_path,
             )

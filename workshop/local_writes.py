@@ -26,6 +26,11 @@ class LocalWrite:
     where: str  # "audit_sink.py:9 in record"
     event: str = "open"
     at: float = 0.0
+    modules: tuple[str, ...] = ()  # the app's modules on the stack, innermost first
+
+    def made_under(self, module: str) -> bool:
+        """Was the write made inside a call into `module` (or a submodule of it)?"""
+        return any(name == module or name.startswith(module + ".") for name in self.modules)
 
     def __str__(self) -> str:
         verb = "created the folder" if self.event == "os.mkdir" else "wrote"
@@ -47,7 +52,16 @@ def read_local_writes(log: Path, allowed: Iterable[Path] = (), since: float = 0.
             continue  # a line cut short by a process killed mid-write
         if record["at"] < since or record["path"] in allowed_paths:
             continue
-        writes.append(LocalWrite(record["machine"], record["path"], record["where"], record["event"], record["at"]))
+        writes.append(
+            LocalWrite(
+                record["machine"],
+                record["path"],
+                record["where"],
+                record["event"],
+                record["at"],
+                tuple(record.get("modules", ())),
+            )
+        )
     return writes
 
 
@@ -60,9 +74,20 @@ def sqlite_files(database_url: str) -> list[Path]:
     return [Path(database + suffix) for suffix in SQLITE_COMPANIONS] + [Path(database).parent]
 
 
-def describe(writes: list[LocalWrite], limit: int = 4) -> str:
-    """One line per distinct (machine, path, code line), the first `limit` of them."""
-    distinct = list(dict.fromkeys((write.machine, write.path, write.where, write.event) for write in writes))
-    lines = [str(LocalWrite(machine, path, where, event)) for machine, path, where, event in distinct[:limit]]
-    more = len(distinct) - limit
+def describe(writes: list[LocalWrite], limit: int = 3) -> str:
+    """The files written, each with the machines that wrote it and the line of code:
+    "node-1, node-2 wrote /tmp/x/audit.log (audit.py:70 in FileAuditSink.record)". A folder
+    is named only when nothing was written inside it."""
+    files = [write for write in writes if write.event != "os.mkdir"]
+    folders = [w for w in writes if w.event == "os.mkdir" and not any(f.path.startswith(w.path + "/") for f in files)]
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for write in [*files, *folders]:
+        machines = grouped.setdefault((write.path, write.where, write.event), [])
+        if write.machine not in machines:
+            machines.append(write.machine)
+    lines = [
+        f"{', '.join(sorted(machines))} {'created the folder' if event == 'os.mkdir' else 'wrote'} {path} ({where})"
+        for (path, where, event), machines in list(grouped.items())[:limit]
+    ]
+    more = len(grouped) - limit
     return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")

@@ -29,19 +29,27 @@ _THIS_FILE = os.path.realpath(__file__)
 _busy = threading.local()
 
 
-def _where(frame) -> str:
-    innermost = None
+def _where(frame) -> tuple[str, list[str]]:
+    """The line of code that wrote ("audit_sink.py:9 in AuditSink.record": the innermost
+    frame outside the library folders), and the modules of the app's frames on the stack
+    (innermost first), so a check can tell which part of the app wrote."""
+    innermost, chosen, modules = None, None, []
     while frame is not None:
         filename = os.path.realpath(frame.f_code.co_filename)
         if filename != _THIS_FILE:
             innermost = innermost or frame
             if not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<frozen"):
-                break
+                chosen = chosen or frame
+                module = frame.f_globals.get("__name__", "?")
+                if module not in modules:
+                    modules.append(module)
         frame = frame.f_back
-    frame = frame or innermost
+    frame = chosen or innermost
     if frame is None:
-        return "?"
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
+        return "?", modules
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)  # "FileAuditSink.record" (Python 3.11+)
+    return f"{os.path.basename(code.co_filename)}:{frame.f_lineno} in {name}", modules
 
 
 def _path(value) -> str | None:
@@ -77,12 +85,14 @@ def _hook(event: str, args: tuple) -> None:
         path = _written(event, args)
         if not path or path.startswith(_IGNORED_PREFIXES) or "__pycache__" in path or path.endswith(".pyc"):
             return
+        where, modules = _where(sys._getframe(1))
         record = {
             "machine": os.environ.get("CMS_NODE_NAME", "?"),
             "pid": os.getpid(),
             "path": path,
             "event": event,
-            "where": _where(sys._getframe(1)),
+            "where": where,
+            "modules": modules,
             "at": time.time(),
         }
         os.write(_fd, (json.dumps(record) + "\n").encode())

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirakuru import HTTPExecutor, SimpleExecutor, TCPExecutor
-from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
+from mirakuru.exceptions import AlreadyRunning, ExecutorError, ProcessFinishedWithError
+
+from workshop.ports import PORT_CLASH
 
 
 class ServiceFailed(RuntimeError):
@@ -81,6 +83,11 @@ class ManagedProcess:
         self._executor = self._make_executor()
         try:
             self._executor.start()
+        except AlreadyRunning as exc:
+            # another program answers on the port this process was given (it took the port
+            # after free_port() handed it out): the same clash as a failed bind
+            self.kill()
+            raise ServiceFailed(f"{self.name}: its port is taken by another program ({PORT_CLASH})") from exc
         except ExecutorError as exc:
             self.kill()
             raise ServiceFailed(

@@ -300,8 +300,13 @@ http {{
 
     def reload_load_balancer(self) -> None:
         """New upstreams without dropping connections: nginx re-reads its file on SIGHUP."""
+        import psutil
+
         (self.run_dir / "lb" / "nginx.conf").write_text(self.load_balancer_conf())
+        old_workers = psutil.Process(self.lb.pid).children()
         self.lb.send_signal(signal.SIGHUP)
+        # the reload is done when the old workers, with the old upstreams, have exited
+        psutil.wait_procs(old_workers, timeout=10)
 
     def _start_load_balancer(self) -> None:
         lb_dir = self.run_dir / "lb"

@@ -33,3 +33,7 @@ class TokenStore(BaseTokenStore):
 
     def delete_token(self, user_key: str) -> None:
         self.redis.delete(f"crm-token:{user_key}")
+
+    def refresh_lock(self, user_key: str):
+        # one fetch at a time across the cluster; expires on its own if its holder dies
+        return self.redis.lock(f"crm-token-lock:{user_key}", timeout=30, blocking_timeout=30)

@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import django
+
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs, settings_modules
 from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
@@ -26,7 +28,7 @@ from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
 from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
-from workshop.services import CRM, Database, Redis, start_crm, start_redis
+from workshop.services import CRM, Database, DatabaseTemplate, Redis, start_crm, start_redis, template_key
 from workshop.top import running
 
 MACHINE_DIR = Path(__file__).resolve().parent / "machine"  # its sitecustomize watches local writes
@@ -85,26 +87,46 @@ class Cluster:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "Cluster":
+        """Start the services and the database side by side, then the nodes, the load
+        balancer and the Procfile processes side by side, each waited on until ready."""
         try:
-            self.redis = retry_port_clash(lambda _: start_redis(self.supervisor, self.run_dir))
-            self.database = Database(self.run_dir)
-            self.crm = retry_port_clash(
-                lambda _: start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+            self.redis, self.database, self.crm = _side_by_side(
+                lambda: retry_port_clash(lambda _: start_redis(self.supervisor, self.run_dir)),
+                lambda: Database(self.run_dir, template=self.database_template()),
+                lambda: retry_port_clash(
+                    lambda _: start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+                ),
             )
-            self.manage("migrate", "--noinput")
-            self.manage("seed_workshop")
-            for node in self.nodes:
-                self.start_node(node)
-            if self.nodes:
-                self.start_load_balancer()
-            for instance, name in procfile_instances(self.procfile_processes):
-                self.start_procfile_process(name, instance=instance)
+            _side_by_side(
+                *(lambda node=node: self.start_node(node) for node in self.nodes),
+                *([self.start_load_balancer] if self.nodes else []),
+                *(
+                    lambda name=name, instance=instance: self.start_procfile_process(name, instance=instance)
+                    for instance, name in procfile_instances(self.procfile_processes)
+                ),
+            )
             self.started = True
             self.publish()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def database_template(self) -> DatabaseTemplate:
+        """The migrated and seeded database this run copies, made once per content of the
+        migrations, the seed command and the settings (cms's and the layers')."""
+        cms = ROOT / "cms" if (ROOT / "cms").is_dir() else Path(__file__).resolve().parent.parent / "cms"
+        files = [*cms.glob("*/migrations/*.py"), *cms.glob("*/management/commands/*.py"), cms / "settings.py"]
+        files += [
+            path for module in settings_modules(self.lab) if (path := find_in_layers(self.layers, f"{module}.py"))
+        ]
+        key = template_key(files, django.get_version(), ",".join(settings_modules(self.lab)))
+
+        def build(url: str) -> None:
+            self.manage("migrate", "--noinput", database_url=url)
+            self.manage("seed_workshop", database_url=url)
+
+        return DatabaseTemplate(key, build)
 
     def stop(self) -> None:
         self.started = False
@@ -131,9 +153,9 @@ class Cluster:
             "PYTHONPATH": os.pathsep.join(str(p) for p in [*self.layers, ROOT]),
             "PYTHONUNBUFFERED": "1",
             "SECRET_KEY": self.secret_key,
-            "DATABASE_URL": self.database.url,
-            "REDIS_URL": self.redis.url,
-            "CRM_URL": self.crm.url,
+            "DATABASE_URL": self.database.url if self.database else "",
+            "REDIS_URL": self.redis.url if self.redis else "",
+            "CRM_URL": self.crm.url if self.crm else "",
             # the harness's own folder for manage.py; every machine gets its own disk instead
             "CMS_DATA_DIR": str(self.run_dir / "harness"),
             "CMS_SETTINGS_LAYERS": ",".join(settings_modules(self.lab)),
@@ -168,11 +190,12 @@ class Cluster:
         every write but those to the database file (the database server's disk)."""
         return read_local_writes(self.local_writes_log, allowed=sqlite_files(self.database.url), since=since)
 
-    def manage(self, *args: str) -> str:
-        """Run a Django management command against this cluster's database."""
+    def manage(self, *args: str, database_url: str | None = None) -> str:
+        """Run a Django management command against this cluster's database (or another)."""
+        overrides = {"DATABASE_URL": database_url} if database_url else {}
         result = subprocess.run(
             [str(PYTHON), "-m", "django", *args],
-            env={**os.environ, **self.env()},
+            env={**os.environ, **self.env(**overrides)},
             cwd=self.run_dir,
             capture_output=True,
             text=True,
@@ -414,6 +437,22 @@ http {{
         rows.append(("crm", self.crm.url, str(self.logs_dir / "crm.log")))
         rows += [(name, "-", str(self.logs_dir / f"{name}.log")) for name in self.procfile_runs]
         return rows
+
+
+def _side_by_side(*starts):
+    """Run the start functions in threads and return their results in order. Every one
+    finishes (or fails) before this returns, so nothing is left starting after an error;
+    the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not starts:
+        return []
+    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+    errors = [future.exception() for future in futures if future.exception()]
+    if errors:
+        raise errors[0]
+    return [future.result() for future in futures]
 
 
 def procfile_instances(names: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from rich.table import Table
 from workshop import progress
 from workshop.checking import run_checks, verify_lab
 from workshop.curriculum import CurriculumError, Lab, UnknownLab, all_labs, find_lab
+from workshop.errors import WorkshopError
 from workshop.layers import lab_files_dir, starter_text
 from workshop.paths import backups_dir
 
@@ -379,8 +380,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except CurriculumError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
+    except WorkshopError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,11 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 lab: $(STAMP)
 	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ROOT) $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
+# Side by side: most cluster tests wait (on beats, restarts, timeouts), so several run at
+# once; a test marked `cpu` runs alone (tests/conftest.py). TEST_WORKERS=0 runs one at a time.
+TEST_WORKERS ?= 3
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 doctor: $(STAMP)
 	$(BIN)/workshop doctor

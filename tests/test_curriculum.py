@@ -47,9 +47,12 @@ def test_the_starters_are_the_lab_files_as_shipped(lab):
         )
 
 
+CLUSTER_LABS = [pytest.param(lab, id=lab.slug, marks=[pytest.mark.cpu] if lab.cpu_bound else []) for lab in LABS]
+
+
 @pytest.mark.cluster
-@pytest.mark.parametrize("lab", LABS, ids=[lab.slug for lab in LABS])
-def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab):
+@pytest.mark.parametrize("lab", CLUSTER_LABS)
+def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab, record_property):
     """Every step's own check fails in its assertion on the starter and passes on the
     solution; every wrong fix of the corpus fails at its step (naming the hint lab.toml
     expects); every alternative passes every step."""
@@ -62,9 +65,14 @@ def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab):
     alternatives = {v.variant.id: v.outcome for v in result.alternatives if not v.sound}
     assert not alternatives, f"right fixes by another route that did not pass: {alternatives}"
     assert len(result.wrong_fixes) == len(lab.wrong_fixes) and len(result.alternatives) == len(lab.alternatives)
-    print(
-        f"lab {lab.code}: {len(result.steps)} steps with teeth, {len(result.wrong_fixes)} wrong fixes fail at "
-        f"their step, {len(result.alternatives)} alternatives pass, {len(result.regressions)} regression checks"
+    record_property(
+        "proofs",
+        {
+            "steps with teeth": len(result.steps),
+            "wrong fixes failing at their step": len(result.wrong_fixes),
+            "alternatives passing": len(result.alternatives),
+            "regression checks passing on the solution": len(result.regressions),
+        },
     )
     assert len(result.steps) == len(lab.checked_steps)
     # regression checks are not steps: they must pass on the solution (their teeth are

@@ -128,6 +128,8 @@ class Lab:
     regressions: tuple[Regression, ...] = ()
     wrong_fixes: tuple[Variant, ...] = ()
     alternatives: tuple[Variant, ...] = ()
+    # Its checks drive load (lab 05's rolling updates): the test suite runs them alone.
+    cpu_bound: bool = False
     path: Path = field(default=Path())
 
     @property
@@ -199,6 +201,7 @@ def _parse_lab(path: Path, data: dict) -> Lab:
         ),
         wrong_fixes=tuple(_variant(WRONG_FIXES, raw) for raw in data.get(WRONG_FIXES, ())),
         alternatives=tuple(_variant(ALTERNATIVES, raw) for raw in data.get(ALTERNATIVES, ())),
+        cpu_bound=bool(data.get("cpu_bound", False)),
         path=path,
     )
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -69,6 +70,7 @@ class Cluster:
         self.extra_env = extra_env or {}
         prune_old_runs(keep=KEEP_RUNS)
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
+        self._in_use = hold_run_dir(self.run_dir)
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
             Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}", stats_port=free_port())
@@ -134,6 +136,7 @@ class Cluster:
         self.supervisor.close()
         if self.database:
             self.database.drop()
+        self._in_use.close()  # its folder may go now, when later runs prune
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -479,11 +482,29 @@ def _traceback_end(text: str, lines: int) -> str:
 KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure
 
 
+IN_USE = ".in-use"  # held (flock, shared) by the process whose cluster runs in the folder
+
+
+def hold_run_dir(run_dir: Path):
+    """Mark a run directory as in use for as long as the returned file stays open."""
+    handle = open(run_dir / IN_USE, "w")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
 def prune_old_runs(keep: int) -> None:
-    """Remove all but the newest `keep` run directories of earlier clusters."""
+    """Remove all but the newest `keep` run directories of earlier clusters, never one
+    that a cluster still runs in (two checks at once, a long one and many short ones)."""
     runs_dir().mkdir(parents=True, exist_ok=True)
     runs = sorted(runs_dir().iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
     for old in runs[keep:]:
+        marker = old / IN_USE
+        if marker.exists():
+            with open(marker) as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live cluster's folder
         shutil.rmtree(old, ignore_errors=True)
 
 

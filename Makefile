@@ -21,21 +21,36 @@ PYTEST_ARGS ?=
 
 .PHONY: lab test venv doctor clean locks wheelhouse
 
+# The learner's environment: everything the labs, the checks and the notebooks need,
+# without starting JupyterLab (`make venv`, then `source .venv/bin/activate`).
+# --no-compile: Python compiles what it imports, when it first imports it; precompiling
+# every module of every package would add ~120 MB that a learner never uses.
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s); set PYTHON=python3.12 or similar" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3" $(PIP_ARGS)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock $(PIP_ARGS)
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements.lock $(PIP_ARGS)
 	$(BIN)/python -m pip install --quiet --no-deps -e . $(PIP_ARGS)
+	@rm -f $(DEV_STAMP)
 	@touch $(STAMP)
+
+# What only the tests (ruff, the browser driver) and lab 05 part 2 (the Kubernetes and
+# Docker clients, schema validation) need: requirements-dev.lock, same pins and hashes.
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-compile --require-hashes -r requirements-dev.lock $(PIP_ARGS)
+	@touch $(DEV_STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ROOT) $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Side by side: most cluster tests wait (on beats, restarts, timeouts), so several run at
+# once; a test marked `cpu` runs alone (tests/conftest.py). TEST_WORKERS=0 runs one at a time.
+TEST_WORKERS ?= 3
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 doctor: $(STAMP)
 	$(BIN)/workshop doctor
@@ -50,10 +65,17 @@ wheelhouse:
 clean:
 	rm -rf $(VENV) .workshop
 
-# requirements-image.lock (the cms image's runtime packages) from requirements-image.in,
-# at the versions requirements.lock pins (its pins are the constraints). Needs uv.
+# The locks, from pyproject.toml: requirements.lock (what `make venv` installs), then, at its
+# pins, requirements-kind.lock (+ the kind group), requirements-dev.lock (+ kind and test)
+# and requirements-image.lock (the cms image's runtime packages, from requirements-image.in).
+# Needs uv. To move a pin, edit or delete requirements.lock's line first.
 UV ?= uv
+UV_COMPILE = $(UV) pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make locks"
+PINS = sed -n 's/^\([A-Za-z].*\) \\$$/\1/p' requirements-dev.lock requirements.lock 2>/dev/null | sort -u
 locks:
-	sed -n 's/^\([A-Za-z].*\) \\$$/\1/p' requirements.lock | $(UV) pip compile requirements-image.in \
-		--universal --python-version 3.11 --generate-hashes -c /dev/stdin \
-		--custom-compile-command "make locks" -o requirements-image.lock
+	$(PINS) > .locks-pins.txt
+	$(UV_COMPILE) pyproject.toml -c .locks-pins.txt -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra kind -c requirements.lock -o requirements-kind.lock
+	$(UV_COMPILE) pyproject.toml --extra kind --extra test -c requirements.lock -o requirements-dev.lock
+	$(UV_COMPILE) requirements-image.in -c requirements.lock -o requirements-image.lock
+	rm -f .locks-pins.txt

@@ -21,7 +21,13 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "workshop-insecure-lab-default-change-
 DEBUG = os.environ.get("DEBUG", "0") == "1"
 
 # "*" because the nodes sit behind the workshop load balancer and are also probed by
-# address; a real deployment narrows it with ALLOWED_HOSTS="cms.example.com,other.name".
+# address. A real deployment narrows it (ALLOWED_HOSTS="cms.example.com"), but whatever
+# probes a pod by its address must stay allowed: the kubelet's httpGet probes and an AWS
+# ALB's health checks send the pod's IP as Host, and an ALB health check has no setting
+# for a Host header (its settings: protocol, port, path, timeouts, thresholds, matcher).
+# Narrowed to the domain alone, every target turns unhealthy. Add the pod's own IP from
+# the downward API: env POD_IP from fieldRef status.podIP, and
+# ALLOWED_HOSTS="cms.example.com,$(POD_IP)" (Django ignores the port when it compares).
 ALLOWED_HOSTS = [host for host in os.environ.get("ALLOWED_HOSTS", "*").split(",") if host]
 
 # Needed only when the load balancer's public origin differs from the Host it forwards.

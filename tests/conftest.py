@@ -1,6 +1,7 @@
 """Test-session setup: the harness keeps its state (progress, run directories) in a
 temporary folder, so `make test` never touches a learner's progress or files."""
 
+import fcntl
 import os
 import secrets
 import tempfile
@@ -10,11 +11,99 @@ from pathlib import Path
 
 import pytest
 
-_state = tempfile.TemporaryDirectory(prefix="workshop-test-state-")
-os.environ["WORKSHOP_STATE_DIR"] = _state.name
-# Marks every process this session starts (children inherit the environment), so the
-# last test can prove that none is left behind.
-os.environ["WORKSHOP_TEST_SESSION"] = f"{os.getpid()}"
+# Set once by the process that runs the session (pytest-xdist's workers inherit both).
+if "WORKSHOP_TEST_SESSION" not in os.environ:
+    _state = tempfile.TemporaryDirectory(prefix="workshop-test-state-")
+    os.environ["WORKSHOP_STATE_DIR"] = _state.name
+    # Marks every process this session starts (children inherit the environment), so the
+    # end of the session can prove that none is left behind.
+    os.environ["WORKSHOP_TEST_SESSION"] = f"{os.getpid()}"
+
+# -- sharing the machine: run what waits side by side, what needs the CPU alone ------------------
+#
+# Under `make test` (pytest-xdist, several workers) most cluster tests wait: on beats, on
+# restarts, on timeouts. They run side by side, each holding a shared lock. A test marked
+# `cpu` (a rolling update under load: its requests must not queue behind another test's)
+# holds the lock alone. Tests that start no process take no lock.
+TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
+
+
+def tier_of(item_or_report) -> str:
+    keywords = item_or_report.keywords
+    return next((tier for tier in TIERS if tier in keywords), "fast")
+
+
+@pytest.fixture(autouse=True)
+def _share_the_machine(request):
+    tier = tier_of(request.node)
+    if tier == "fast":
+        yield
+        return
+    mode = fcntl.LOCK_EX if "cpu" in request.node.keywords else fcntl.LOCK_SH
+    with open(Path(os.environ["WORKSHOP_STATE_DIR"]) / "machine.lock", "w") as lock:
+        fcntl.flock(lock, mode)
+        yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Where the time went, per tier; and how many proofs of the curriculum ran and passed."""
+    if hasattr(config, "workerinput"):
+        return  # a pytest-xdist worker: the controller sums up
+    seconds: dict[str, float] = {}
+    tests: dict[str, int] = {}
+    proofs: dict[str, int] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if not isinstance(report, pytest.TestReport):
+                continue
+            tier = tier_of(report)
+            seconds[tier] = seconds.get(tier, 0.0) + report.duration
+            if report.when == "call":
+                tests[tier] = tests.get(tier, 0) + 1
+                for key, value in report.user_properties:
+                    if key == "proofs" and report.passed:
+                        for name, count in value.items():
+                            proofs[name] = proofs.get(name, 0) + count
+    if not tests:
+        return
+    terminalreporter.section("where the time went (test time per tier; tiers run side by side)")
+    for tier in ("fast", *reversed(TIERS)):
+        if tier in tests:
+            terminalreporter.write_line(f"tier {tier:<9} {tests[tier]:>4} tests  {seconds[tier]:>8.1f} s")
+    if proofs:
+        terminalreporter.write_line(
+            "proofs that passed: " + ", ".join(f"{count} {name}" for name, count in sorted(proofs.items()))
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Every process this test session started is gone (after pytest-xdist's workers)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    left = processes_left_behind(os.environ["WORKSHOP_TEST_SESSION"])
+    if left:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"processes left behind by this test session: {left}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def processes_left_behind(session_marker: str) -> list[tuple[int, str]]:
+    import psutil
+
+    me = psutil.Process()
+    mine = {me.pid, *(parent.pid for parent in me.parents())}
+    left = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.pid in mine:
+            continue
+        try:
+            if process.environ().get("WORKSHOP_TEST_SESSION") == session_marker:
+                left.append((process.pid, " ".join(process.info["cmdline"] or [])[:120]))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return left
 
 
 @dataclass

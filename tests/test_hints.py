@@ -40,28 +40,60 @@ def failed_run(lab, step_id, hint, seen="2 of 4 reports lacked events"):
 
 def test_the_hint_a_failure_named_comes_first_then_the_next_ones(tmp_path):
     lab = find_lab("01")
+    step = lab.step("audit-to-db")
+    total = len(step.all_hints)
     progress.record_results(lab, failed_run(lab, "audit-to-db", hint=2), tmp_path / "progress.json")
 
     first = workshop("hint", "01", state_dir=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "The last check saw: 2 of 4 reports lacked events; hint 3 of 4 fits that." in first.stdout
-    assert "Hint 3 of 4: " + lab.step("audit-to-db").hints[2][:40] in first.stdout
+    assert f"The last check saw: 2 of 4 reports lacked events; hint 3 of {total} fits that." in first.stdout
+    assert f"Hint 3 of {total}: " + step.hints[2][:40] in first.stdout
+    assert "The next hint shows the exact lines" in first.stdout
 
     second = workshop("hint", "01", state_dir=tmp_path)
-    assert "Hint 4 of 4" in second.stdout and "The last check saw" not in second.stdout
-    third = workshop("hint", "01", state_dir=tmp_path)
-    assert "Hint 4 of 4" in third.stdout  # the last one repeats
+    assert f"Hint 4 of {total} (the exact lines): " + step.code_hints[0][:20] in second.stdout
+    assert "The last check saw" not in second.stdout
+    for _ in range(total - 4):
+        workshop("hint", "01", state_dir=tmp_path)
+    last = workshop("hint", "01", state_dir=tmp_path)
+    assert f"Hint {total} of {total} (the exact lines)" in last.stdout  # the last one repeats
+
+
+def test_a_failure_never_names_a_code_hint():
+    """Code-level hints (the exact lines) come only on request: every hint a check can name
+    is a teaching hint, and every lab with code hints keeps them out of `hints`."""
+    for lab in all_labs():
+        for step in lab.checked_steps:
+            for hint in step.hints:
+                assert "objects.create(" not in hint and "update_or_create" not in hint, (lab.code, step.id, hint)
 
 
 def test_a_new_failure_naming_another_hint_is_shown_again(tmp_path):
     lab = find_lab("01")
     path = tmp_path / "progress.json"
-    progress.record_results(lab, failed_run(lab, "audit-to-db", hint=3), path)
-    assert progress.next_hint(lab, "audit-to-db", path).number == 4
+    progress.record_results(lab, failed_run(lab, "audit-to-db", hint=2), path)
+    assert progress.next_hint(lab, "audit-to-db", path).number == 3
     progress.record_results(lab, failed_run(lab, "audit-to-db", hint=1, seen="local files"), path)
     shown = progress.next_hint(lab, "audit-to-db", path)
     assert (shown.number, shown.seen) == (2, "local files")
-    assert progress.next_hint(lab, "audit-to-db", path).number == 3
+    assert progress.next_hint(lab, "audit-to-db", path).number == 4  # walks on from the furthest shown
+
+
+def test_a_failure_without_a_named_hint_forgets_the_earlier_one(tmp_path):
+    lab = find_lab("01")
+    path = tmp_path / "progress.json"
+    progress.record_results(lab, failed_run(lab, "audit-to-db", hint=2), path)
+    check = lab.step("audit-to-db").check_name
+    progress.record_results(lab, CheckRun(1, {check: "failed"}), path)  # an error: no hint named
+    assert progress.next_hint(lab, "audit-to-db", path).seen is None
+
+
+def test_after_a_lab_passes_hint_says_so(tmp_path):
+    lab = find_lab("01")
+    progress.record_results(lab, CheckRun(0, {s.check_name: "passed" for s in lab.checked_steps}), tmp_path / "p.json")
+    (tmp_path / "progress.json").write_text((tmp_path / "p.json").read_text())
+    shown = workshop("hint", "01", state_dir=tmp_path)
+    assert "Lab 01 passed" in shown.stdout and "Hint " not in shown.stdout
 
 
 def test_a_passed_step_forgets_its_named_hint(tmp_path):
@@ -76,8 +108,9 @@ def test_a_passed_step_forgets_its_named_hint(tmp_path):
 
 def test_without_a_failure_hints_come_in_order(tmp_path):
     lab = find_lab("02")
-    numbers = [progress.next_hint(lab, "cached-db", tmp_path / "p.json").number for _ in range(4)]
-    assert numbers == [1, 2, 3, 3]
+    total = len(lab.step("cached-db").all_hints)
+    numbers = [progress.next_hint(lab, "cached-db", tmp_path / "p.json").number for _ in range(total + 1)]
+    assert numbers == [*range(1, total + 1), total]
 
 
 # -- the name travels: failure() -> report -> --workshop-results JSON --------------------
@@ -126,7 +159,7 @@ def test_a_failed_check_writes_the_hint_it_named_next_to_its_outcome(lab_copy, t
     assert data["failures"] == {
         "test_names_a_hint": {"lab": "01", "step": "audit-to-db", "hint": 2, "seen": "files on node-1: 3"}
     }
-    assert "Hint 3 of 4: " in run.stdout
+    assert f"Hint 3 of {len(find_lab('01').step('audit-to-db').all_hints)}: " in run.stdout
     assert "the check names hint=7 of step 'crm-token', which has hints 0 to 2" in run.stdout
 
     run = CheckRun.from_results(1, results)
@@ -153,13 +186,13 @@ def test_the_lint_reads_both_branches_of_a_conditional_hint_and_unknown_steps(la
         "    assert seen, failure('crm-token', 'x', hint=0 if seen else 5)\n"
         "    assert seen, failure('no-such-step', 'x')\n"
         "    assert seen, failure('shared-cache', 'x', hint=2, lab='02')\n"
-        "    assert seen, failure('shared-cache', 'x', hint=3, lab='02')\n"
+        "    assert seen, failure('shared-cache', 'x', hint=4, lab='02')\n"
     )
     problems = lint(load_lab(lab_copy), labs_dir=lab_copy.parent)
     assert len(problems) == 3, problems
     assert "test_extra.py:2: failure() names hint=5 of step 'crm-token', which has hints 0 to 2" in problems[0]
     assert "test_extra.py:3: failure() names step 'no-such-step', which lab 01 lacks" in problems[1]
-    assert "test_extra.py:5: failure() names hint=3 of step 'shared-cache', which has hints 0 to 2" in problems[2]
+    assert "test_extra.py:5: failure() names hint=4 of step 'shared-cache', which has hints 0 to 3" in problems[2]
 
 
 @pytest.mark.parametrize("lab", all_labs(), ids=lambda lab: lab.slug)
@@ -174,6 +207,7 @@ def test_hint_goes_to_the_step_whose_failure_named_a_hint(tmp_path):
     lab = find_lab("01")
     progress.record_results(lab, failed_run(lab, "crm-token", hint=2, seen="2 tokens"), tmp_path / "progress.json")
     shown = workshop("hint", "01", state_dir=tmp_path)
-    assert "step crm-token" in shown.stdout and "hint 3 of 3 fits that" in shown.stdout
+    total = len(lab.step("crm-token").all_hints)
+    assert "step crm-token" in shown.stdout and f"hint 3 of {total} fits that" in shown.stdout
     after = workshop("hint", "01", state_dir=tmp_path)  # nothing fresh any more: the first unfinished step
-    assert "step audit-to-db" in after.stdout and "Hint 1 of 4" in after.stdout
+    assert "step audit-to-db" in after.stdout and "Hint 1 of 6" in after.stdout

@@ -31,3 +31,55 @@ def test_every_node_serves_through_the_load_balancer_and_all_stop():
         if cluster.redis.embedded:
             processes.append(cluster.redis.process)
     assert not any(process.running() for process in processes)
+
+
+def test_ports_taken_before_the_processes_bind_them_are_retried():
+    """free_port() races with every other program: a port handed out and then taken (here,
+    on purpose, before the cluster starts) sends the node and the load balancer to fresh ones."""
+    import socket
+
+    lab = find_lab("01")
+    cluster = Cluster(lab, files_dir=lab_files_dir(lab, "solution"), nodes=2)
+    taken = []
+    for port in (cluster.nodes[0].stats_port, cluster.nodes[1].port, cluster.lb_port):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        taken.append(sock)
+    try:
+        with cluster:
+            assert cluster.nodes[0].stats_port != taken[0].getsockname()[1]
+            assert cluster.nodes[1].port != taken[1].getsockname()[1]
+            served = {httpx.get(f"{cluster.url}/healthz/ready").headers["X-Served-By"].split("/")[0] for _ in range(6)}
+            assert served == {"node-1", "node-2"}
+
+            # a node restarted after another program took its port comes back on a fresh one,
+            # and the load balancer follows it
+            node = cluster.nodes[1]
+            cluster.stop_node(node)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # its old connections linger
+            sock.bind(("127.0.0.1", node.port))
+            sock.listen()
+            taken.append(sock)
+            old_port = node.port
+            cluster.start_node(node)
+            assert node.port != old_port
+            served = {httpx.get(f"{cluster.url}/healthz/ready").headers["X-Served-By"].split("/")[0] for _ in range(6)}
+            assert served == {"node-1", "node-2"}
+    finally:
+        for sock in taken:
+            sock.close()
+
+
+def test_two_checks_side_by_side_never_fail_on_a_port():
+    """Learners run two checks at once; so does a facilitator's laptop. Bounded: 2 rounds of 2."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workshop.checking import run_checks
+
+    lab = find_lab("01")
+    for _ in range(2):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = list(pool.map(lambda _: run_checks(lab, lab_files_dir(lab, "solution"), quiet=True), range(2)))
+        assert [run.returncode for run in runs] == [0, 0], [run.outcomes for run in runs]

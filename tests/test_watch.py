@@ -82,7 +82,7 @@ def test_one_save_runs_the_current_steps_check_once(files):
     text = output.getvalue()
     assert "saved audit_sink.py" in text
     assert "the last check saw: 3 events missing from node-2's report" in text
-    assert "hint 2 of 4 (lab 01, step audit-to-db) fits that" in text
+    assert "hint 2 of 6 (lab 01, step audit-to-db) fits that" in text
     assert "More hints: workshop hint 01" in text
     data = progress.load(files.parent / "progress.json")
     assert progress.step_status(data, LAB, "audit-to-db") == "failed"

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from workshop import progress
-from workshop.checking import CheckRun
+from workshop.checking import CheckRun, LabVerification
 from workshop.curriculum import Lab, Regression, find_lab
 
 COLOURS = {"passed": "green", "failed": "red"}
@@ -52,7 +52,7 @@ def named_hint_text(named: dict, fallback_lab: Lab) -> str:
     index = int(named["hint"])
     return (
         f"the last check saw: {named['seen']}\n"
-        f"  hint {index + 1} of {len(step.hints)} (lab {owner.code}, step {step.id}) fits that: {step.hints[index]}"
+        f"  hint {index + 1} of {len(step.all_hints)} (lab {owner.code}, step {step.id}) fits that: {step.hints[index]}"
     )
 
 
@@ -95,3 +95,42 @@ def progress_line(lab: Lab, data: dict) -> str:
     ]
     done = sum(progress.step_status(data, lab, s.id) == "passed" for s in lab.checked_steps)
     return f"lab {lab.code} {done}/{len(lab.checked_steps)}: " + "  ".join(marks)
+
+
+def print_verification(console: Console, result: LabVerification) -> None:
+    """`workshop verify`'s table for one lab, and its counts in one line."""
+    lab = result.lab
+    table = Table(title=f"Lab {lab.code}: {lab.title}")
+    for column in ("what", "on", "result", "verdict"):
+        table.add_column(column)
+    ok, broken = "[green]ok[/green]", "[red]NO TEETH or BROKEN[/red]"
+    for verdict in result.steps:
+        table.add_row(
+            f"step {verdict.step_id}", "starter", verdict.starter, ok if verdict.starter == "failed" else broken
+        )
+        table.add_row("", "solution", verdict.solution, ok if verdict.solution == "passed" else broken)
+    for regression in result.regressions:  # not steps: they must pass on the solution
+        table.add_row(
+            f"regression {regression.key}", "solution", regression.solution, ok if regression.sound else broken
+        )
+    for trial in result.wrong_fixes:
+        named = "" if trial.named_hint is None else f", named hint {trial.named_hint + 1}"
+        table.add_row(
+            f"wrong fix {trial.variant.id}",
+            f"step {trial.variant.step}",
+            escape(trial.outcome + named),
+            ok if trial.sound else f"[red]{escape(trial.problem)}[/red]",
+        )
+    for trial in result.alternatives:
+        table.add_row(
+            f"alternative {trial.variant.id}", "every step", escape(trial.outcome), ok if trial.sound else broken
+        )
+    console.print(table)
+    for problem in result.problems:
+        console.print(f"[red]lab.toml problem:[/red] {escape(problem)}")
+    console.print(
+        f"lab {lab.code}: {sum(v.sound for v in result.steps)}/{len(result.steps)} steps fail on the starter and "
+        f"pass on the solution; {sum(v.sound for v in result.wrong_fixes)}/{len(result.wrong_fixes)} wrong fixes "
+        f"fail at their step; {sum(v.sound for v in result.alternatives)}/{len(result.alternatives)} alternatives "
+        f"pass; {sum(v.sound for v in result.regressions)}/{len(result.regressions)} regression checks pass"
+    )

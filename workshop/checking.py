@@ -9,9 +9,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.curriculum import Lab, Regression, find_lab, lint
-from workshop.layers import lab_files_dir
+from workshop.curriculum import Lab, Regression, Variant, find_lab, lint
+from workshop.layers import lab_files_dir, materialize_variant
 from workshop.paths import PYTHON, ROOT
+from workshop.precheck import LabFileError, precheck
 
 
 @dataclass
@@ -20,6 +21,8 @@ class CheckRun:
     outcomes: dict[str, str]  # test name -> "passed" / "failed" / "skipped"
     # test name -> {"step", "hint", "seen"}: the hint its failure named, and what it saw
     failures: dict[str, dict] = field(default_factory=dict)
+    phases: dict[str, str] = field(default_factory=dict)  # failed test name -> the phase it failed in
+    blocked: str | None = None  # a lab file that does not compile or import: no check ran
 
     def step_outcome(self, check_name: str | None) -> str:
         return self.outcomes.get(check_name or "", "not run")
@@ -30,7 +33,20 @@ class CheckRun:
     @classmethod
     def from_results(cls, returncode: int, path: Path) -> "CheckRun":
         data = json.loads(path.read_text()) if path.exists() else {}
-        return cls(returncode, data.get("outcomes", {}), data.get("failures", {}))
+        return cls(returncode, data.get("outcomes", {}), data.get("failures", {}), data.get("phases", {}))
+
+    def failed_in_call(self, check_name: str | None) -> bool:
+        """Did this check's own assertion fail (not its setup: a cluster that did not start)?"""
+        return self.step_outcome(check_name) == "failed" and self.phases.get(check_name or "") == "call"
+
+    def verdict(self, check_name: str | None) -> str:
+        """passed / failed (its assertion) / error in setup / not run, as `verify` reports it."""
+        outcome = self.step_outcome(check_name)
+        if self.blocked:
+            return "blocked: " + self.blocked
+        if outcome == "failed" and not self.failed_in_call(check_name):
+            return f"error in {self.phases.get(check_name or '', 'setup')}"
+        return outcome
 
 
 def run_checks(
@@ -41,7 +57,12 @@ def run_checks(
     earlier_files: dict[str, Path] | None = None,
 ) -> CheckRun:
     """Run the lab's checks (its steps' and its regression checks) against the editable
-    files in `files_dir`; `earlier_files` replaces earlier labs' solutions ({"01": folder})."""
+    files in `files_dir`; `earlier_files` replaces earlier labs' solutions ({"01": folder}).
+    A lab file that does not compile or import stops it before any cluster starts."""
+    try:
+        precheck(lab, files_dir, earlier_files)
+    except LabFileError as exc:
+        return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
         results = Path(scratch) / "results.json"
         targets = [str(lab.path / target) for target in select] if select else [str(lab.checks_dir)]
@@ -80,12 +101,12 @@ def run_checks(
 @dataclass
 class StepVerdict:
     step_id: str
-    starter: str
+    starter: str  # CheckRun.verdict: "failed" means the check's own assertion failed
     solution: str
 
     @property
     def sound(self) -> bool:
-        # a check with teeth: it fails on the starter files and passes on the solution
+        # a check with teeth: its own assertion fails on the starter, and it passes on the solution
         return self.starter == "failed" and self.solution == "passed"
 
 
@@ -105,22 +126,40 @@ class RegressionVerdict:
 
 
 @dataclass
+class VariantVerdict:
+    """A fix of the corpus on trial. A wrong fix is sound when its step's own check fails
+    in its assertion (and names the hint lab.toml expects, if it names one); an
+    alternative is sound when every step's check passes."""
+
+    variant: Variant
+    outcome: str  # wrong fix: its step's check verdict; alternative: "passed" or the steps that did not
+    named_hint: int | None = None  # the hint the failure named (wrong fixes)
+    problem: str = ""
+
+    @property
+    def sound(self) -> bool:
+        return not self.problem
+
+
+@dataclass
 class LabVerification:
     lab: Lab
     problems: list[str]
     steps: list[StepVerdict]
     regressions: list[RegressionVerdict] = field(default_factory=list)
+    wrong_fixes: list[VariantVerdict] = field(default_factory=list)
+    alternatives: list[VariantVerdict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return (
-            not self.problems
-            and all(verdict.sound for verdict in self.steps)
-            and all(verdict.sound for verdict in self.regressions)
+        return not self.problems and all(
+            verdict.sound for verdict in [*self.steps, *self.regressions, *self.wrong_fixes, *self.alternatives]
         )
 
 
-def verify_lab(lab: Lab, quiet: bool = True) -> LabVerification:
+def verify_lab(lab: Lab, quiet: bool = True, corpus: bool = True) -> LabVerification:
+    """The starter fails every step (each in its own check's assertion), the solution passes
+    them all, every wrong fix of the corpus fails at its step, every alternative passes."""
     problems = lint(lab)
     if problems:
         return LabVerification(lab, problems, [])
@@ -133,16 +172,56 @@ def verify_lab(lab: Lab, quiet: bool = True) -> LabVerification:
         shutil.rmtree(starter_dir, ignore_errors=True)
     solution = run_checks(lab, lab_files_dir(lab, "solution"), quiet=quiet)
     verdicts = [
-        StepVerdict(step.id, starter.step_outcome(step.check_name), solution.step_outcome(step.check_name))
+        StepVerdict(step.id, starter.verdict(step.check_name), solution.verdict(step.check_name))
         for step in lab.checked_steps
     ]
     regressions = [
         RegressionVerdict(
-            regression.key, starter.step_outcome(regression.check_name), solution.step_outcome(regression.check_name)
+            regression.key, starter.verdict(regression.check_name), solution.verdict(regression.check_name)
         )
         for regression in lab.regressions
     ]
-    return LabVerification(lab, [], verdicts, regressions)
+    result = LabVerification(lab, [], verdicts, regressions)
+    if corpus:
+        result.wrong_fixes = [try_wrong_fix(lab, variant, quiet) for variant in lab.wrong_fixes]
+        result.alternatives = [try_alternative(lab, variant, quiet) for variant in lab.alternatives]
+    return result
+
+
+def _run_variant(lab: Lab, variant: Variant, select: list[str] | None, quiet: bool) -> CheckRun:
+    folder = materialize_variant(lab, variant)
+    try:
+        return run_checks(lab, folder, select=select, quiet=quiet)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def try_wrong_fix(lab: Lab, variant: Variant, quiet: bool = True) -> VariantVerdict:
+    step = lab.step(variant.step or "")
+    run = _run_variant(lab, variant, [step.check], quiet)
+    outcome = run.verdict(step.check_name)
+    named = run.failure_of(step.check_name) or {}
+    named_hint = named.get("hint") if named.get("step") == step.id and named.get("lab", lab.code) == lab.code else None
+    problem = ""
+    if outcome != "failed":
+        problem = f"step {step.id!r}'s check should fail in its assertion on this wrong fix, but: {outcome}"
+    elif not named:
+        problem = f"step {step.id!r}'s check failed without naming a hint (no failure() message)"
+    elif variant.hint is not None and (named.get("step"), named_hint) != (step.id, variant.hint):
+        problem = (
+            f"the failure named step {named.get('step')!r} hint {named.get('hint')}; "
+            f"lab.toml expects step {step.id!r} hint {variant.hint}"
+        )
+    return VariantVerdict(variant, outcome, named_hint, problem)
+
+
+def try_alternative(lab: Lab, variant: Variant, quiet: bool = True) -> VariantVerdict:
+    run = _run_variant(lab, variant, [step.check for step in lab.checked_steps], quiet)
+    not_passed = {step.id: run.verdict(step.check_name) for step in lab.checked_steps}
+    not_passed = {step_id: verdict for step_id, verdict in not_passed.items() if verdict != "passed"}
+    outcome = "passed" if not not_passed else ", ".join(f"{step} {verdict}" for step, verdict in not_passed.items())
+    problem = f"a right fix by another route must pass every step: {outcome}" if not_passed else ""
+    return VariantVerdict(variant, outcome, None, problem)
 
 
 def prove_regression_teeth(lab: Lab, regression: Regression, quiet: bool = True) -> str:
@@ -161,4 +240,4 @@ def prove_regression_teeth(lab: Lab, regression: Regression, quiet: bool = True)
         )
     finally:
         shutil.rmtree(broken, ignore_errors=True)
-    return run.step_outcome(regression.check_name)
+    return run.verdict(regression.check_name)

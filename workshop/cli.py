@@ -16,7 +16,8 @@ from rich.table import Table
 from workshop import progress
 from workshop.checking import run_checks, verify_lab
 from workshop.curriculum import CurriculumError, Lab, UnknownLab, all_labs, find_lab
-from workshop.layers import StarterUnavailable, lab_files_dir, starter_text
+from workshop.errors import WorkshopError
+from workshop.layers import lab_files_dir, starter_text
 from workshop.paths import backups_dir
 from workshop.room import client as room_client
 
@@ -228,6 +229,12 @@ def check(
     from workshop.check_report import print_check_result
 
     result = run_checks(lab, lab_files_dir(lab, variant_of(solution)), select=select)
+    if result.blocked:
+        if not solution:
+            progress.record_blocked(lab, result.blocked)
+        errors.print(f"[red]error:[/red] {escape(result.blocked)}")
+        errors.print("No check ran: fix that line first (no cluster was started).")
+        raise typer.Exit(1)
     if not solution:
         progress.record_results(lab, result)
         room_client.report(lab, result)  # to the facilitator's room, if joined; never waits for it
@@ -246,7 +253,19 @@ def hint(
 ) -> None:
     """The next hint for the step you are on, one at a time."""
     lab = resolve_lab(lab_name)
-    step_id = step or progress.hint_step_id(progress.load(), lab)
+    data = progress.load()
+    blocked = progress.blocked(data, lab)
+    if blocked and not step:
+        console.print(f"Your last check did not run: {escape(blocked)}")
+        console.print("Fix that first; then `workshop check` names the hint that fits what it sees.")
+        return
+    if progress.lab_done(data, lab) and not step:
+        console.print(f"[green]Lab {lab.code} passed[/green]: every step's check passed in its last run.")
+        console.print(
+            f"Hints of a step anyway: workshop hint {lab.code} --step ID ({', '.join(s.id for s in lab.steps)})"
+        )
+        return
+    step_id = step or progress.hint_step_id(data, lab)
     try:
         chosen = lab.step(step_id)
     except KeyError as exc:
@@ -257,7 +276,11 @@ def hint(
     if shown.seen is not None:
         seen = escape(shown.seen.rstrip("."))
         console.print(f"The last check saw: {seen}; hint {shown.number} of {shown.of} fits that.")
-    console.print(f"Hint {shown.number} of {shown.of}: {escape(shown.text)}")
+    kind = " (the exact lines)" if shown.code else ""
+    console.print(f"Hint {shown.number} of {shown.of}{kind}: {escape(shown.text)}")
+    if shown.number < shown.of:
+        following = "shows the exact lines" if shown.number >= len(chosen.hints) else "teaches one more thing"
+        console.print(f"[dim]The next hint {following}: workshop hint {lab.code}[/dim]")
 
 
 @app.command()
@@ -316,35 +339,25 @@ def solve(lab_name: str = LAB_ARG, yes: bool = typer.Option(False, "--yes", "-y"
 @app.command()
 def reset(lab_name: str = LAB_ARG, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask")) -> None:
     """Show the diff to the starter files, back up your files, then restore the starter."""
-    lab = resolve_lab(lab_name)
-    try:
-        _replace_files(lab, "starter", yes)
-    except StarterUnavailable as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    _replace_files(resolve_lab(lab_name), "starter", yes)
 
 
 @app.command()
-def verify(lab_name: str = typer.Argument(None, help="one lab (default: all)")) -> None:
-    """The curriculum check: every step fails on the starter and passes on the solution."""
+def verify(
+    lab_name: str = typer.Argument(None, help="one lab (default: all)"),
+    corpus: bool = typer.Option(True, "--corpus/--no-corpus", help="also try the wrong fixes and alternatives"),
+) -> None:
+    """The curriculum check: every step fails on the starter and passes on the solution;
+    every wrong fix of the corpus fails at its step; every alternative passes."""
+    from workshop.check_report import print_verification
+
     labs = [resolve_lab(lab_name)] if lab_name else all_labs()
-    all_ok = True
+    results = []
     for lab in labs:
-        with console.status(f"verifying lab {lab.code} (starter, then solution)..."):
-            result = verify_lab(lab)
-        table = Table(title=f"Lab {lab.code}: {lab.title}")
-        for column in ("step", "starter", "solution", "verdict"):
-            table.add_column(column)
-        for verdict in result.steps:
-            mark = "[green]ok[/green]" if verdict.sound else "[red]NO TEETH or BROKEN[/red]"
-            table.add_row(verdict.step_id, verdict.starter, verdict.solution, mark)
-        for regression in result.regressions:  # not steps: they must pass on the solution
-            mark = "[green]ok[/green]" if regression.sound else "[red]BROKEN[/red]"
-            table.add_row(f"regression {regression.key}", regression.starter, regression.solution, mark)
-        console.print(table)
-        for problem in result.problems:
-            console.print(f"[red]lab.toml problem:[/red] {problem}")
-        all_ok &= result.ok
+        with console.status(f"verifying lab {lab.code} (starter, solution, then the corpus)..."):
+            results.append(verify_lab(lab, corpus=corpus))
+        print_verification(console, results[-1])
+    all_ok = all(result.ok for result in results)
     console.print("[green]curriculum verified[/green]" if all_ok else "[red]curriculum NOT verified[/red]")
     raise typer.Exit(0 if all_ok else 1)
 
@@ -372,9 +385,12 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except (CurriculumError, StarterUnavailable) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+    except CurriculumError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
+    except WorkshopError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

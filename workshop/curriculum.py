@@ -1,7 +1,18 @@
 """The curriculum as data: each lab's lab.toml, loaded and linted.
 
 A lab lives in labs/NN-slug/ with a lab.toml (title, minutes, the files the learner
-edits, steps with their check and hints) and a mirror in solutions/NN-slug/.
+edits, steps with their check and hints), the pristine starter files in starters/NN-slug/
+(what `reset` restores, whatever the learner edited or committed) and the reference
+solution in solutions/NN-slug/.
+
+Hints come in two lists per step: `hints` teach (a failed check names the one that fits
+what it saw) and `code_hints` tell (the exact lines, shown only on request, after the
+others).
+
+The corpus (the curriculum's mutation tests): `[[wrong_fixes]]` are plausible wrong fixes,
+each proven to fail at its step's own check; `[[alternatives]]` are right fixes by another
+route, which must pass every check. Their files live in solutions/NN-slug/wrong_fixes/<id>/
+and solutions/NN-slug/alternatives/<id>/, laid over the reference solution.
 
 Regression checks: a lab may name the key guarantee it establishes (`[guarantee]`:
 id, title, the check that proves it), and a later lab may re-check an earlier lab's
@@ -17,7 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.paths import LABS_DIR, SOLUTIONS_DIR
+from workshop.paths import LABS_DIR, SOLUTIONS_DIR, STARTERS_DIR
 
 
 class UnknownLab(LookupError):
@@ -33,6 +44,7 @@ class Step:
     id: str
     title: str
     hints: tuple[str, ...]
+    code_hints: tuple[str, ...] = ()  # the exact lines: only on request, after `hints`
     check: str | None = None  # "checks/test_x.py::test_y", relative to the lab folder
     observe: bool = False  # reproduces the failure: no pass/fail check, evidence is `demo`
     demo: str | None = None  # the command that shows the failure
@@ -44,6 +56,28 @@ class Step:
     @property
     def check_name(self) -> str | None:
         return self.check.split("::")[1] if self.check and "::" in self.check else None
+
+    @property
+    def all_hints(self) -> tuple[str, ...]:
+        """What `workshop hint` walks through: the teaching hints, then the code-level ones."""
+        return self.hints + self.code_hints
+
+
+WRONG_FIXES, ALTERNATIVES = "wrong_fixes", "alternatives"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A fix from the corpus: its files, laid over the reference solution, live in
+    solutions/NN-slug/<kind>/<id>/. A wrong fix names the step whose check must fail on
+    it (and, optionally, the hint that failure must name); an alternative must pass."""
+
+    kind: str  # WRONG_FIXES or ALTERNATIVES
+    id: str
+    title: str
+    why: str = ""
+    step: str | None = None
+    hint: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,10 @@ class Lab:
     processes: tuple[str, ...] = ()
     guarantee: Guarantee | None = None
     regressions: tuple[Regression, ...] = ()
+    wrong_fixes: tuple[Variant, ...] = ()
+    alternatives: tuple[Variant, ...] = ()
+    # Its checks drive load (lab 05's rolling updates): the test suite runs them alone.
+    cpu_bound: bool = False
     path: Path = field(default=Path())
 
     @property
@@ -101,6 +139,13 @@ class Lab:
     @property
     def solution_path(self) -> Path:
         return SOLUTIONS_DIR / self.slug
+
+    @property
+    def starter_path(self) -> Path:
+        return STARTERS_DIR / self.slug
+
+    def variant_path(self, variant: Variant) -> Path:
+        return self.solution_path / variant.kind / variant.id
 
     @property
     def checks_dir(self) -> Path:
@@ -132,6 +177,7 @@ def _parse_lab(path: Path, data: dict) -> Lab:
             id=raw["id"],
             title=raw["title"],
             hints=tuple(raw.get("hints", ())),
+            code_hints=tuple(raw.get("code_hints", ())),
             check=raw.get("check"),
             observe=raw.get("observe", False),
             demo=raw.get("demo"),
@@ -153,7 +199,22 @@ def _parse_lab(path: Path, data: dict) -> Lab:
             Regression(lab=f"{int(raw['lab']):02d}", guarantee=raw["guarantee"], check=raw["check"])
             for raw in data.get("regressions", ())
         ),
+        wrong_fixes=tuple(_variant(WRONG_FIXES, raw) for raw in data.get(WRONG_FIXES, ())),
+        alternatives=tuple(_variant(ALTERNATIVES, raw) for raw in data.get(ALTERNATIVES, ())),
+        cpu_bound=bool(data.get("cpu_bound", False)),
         path=path,
+    )
+
+
+def _variant(kind: str, raw: dict) -> Variant:
+    hint = raw.get("hint")
+    return Variant(
+        kind=kind,
+        id=raw["id"],
+        title=raw["title"],
+        why=raw.get("why", ""),
+        step=raw.get("step"),
+        hint=None if hint is None else int(hint),
     )
 
 
@@ -253,6 +314,50 @@ def _check_exists(lab: Lab, check: str) -> bool:
     return (lab.path / check_file).is_file() and name in _test_functions(lab.path / check_file)
 
 
+def _files_in(folder: Path, skip: tuple[str, ...] = ()) -> set[str]:
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(folder).parts[0] not in skip
+    }
+
+
+def _lint_corpus(lab: Lab) -> list[str]:
+    problems = []
+    steps = {step.id: step for step in lab.steps}
+    for kind, variants in ((WRONG_FIXES, lab.wrong_fixes), (ALTERNATIVES, lab.alternatives)):
+        declared = [variant.id for variant in variants]
+        if len(set(declared)) != len(declared):
+            problems.append(f"{kind}: duplicate ids in {declared}")
+        folder = lab.solution_path / kind
+        present = (
+            {p.name for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__"} if folder.is_dir() else set()
+        )
+        for undeclared in sorted(present - set(declared)):
+            problems.append(f"solutions/{lab.slug}/{kind}/{undeclared}/ is not declared in lab.toml")
+        for variant in variants:
+            where = f"{kind} {variant.id!r}"
+            files = _files_in(lab.variant_path(variant)) if lab.variant_path(variant).is_dir() else set()
+            if not files:
+                problems.append(f"{where}: solutions/{lab.slug}/{kind}/{variant.id}/ holds no file")
+            if files - set(lab.edit):
+                problems.append(f"{where}: files that are not editable: {sorted(files - set(lab.edit))}")
+            if kind == ALTERNATIVES:
+                if variant.step or variant.hint is not None:
+                    problems.append(f"{where}: an alternative passes every step; it names no step or hint")
+                continue
+            step = steps.get(variant.step or "")
+            if step is None or not step.check:
+                problems.append(f"{where}: names step {variant.step!r}, which is not a checked step of this lab")
+            elif variant.hint is not None and not 0 <= variant.hint < len(step.hints):
+                problems.append(
+                    f"{where}: names hint={variant.hint} of step {step.id!r} (hints 0 to {len(step.hints) - 1})"
+                )
+            if not variant.why.strip():
+                problems.append(f"{where}: says nothing of why it is wrong (why = ...)")
+    return problems
+
+
 def lint(lab: Lab, labs_dir: Path | None = None) -> list[str]:
     """Problems with a lab's curriculum itself; an empty list means it is sound."""
     problems: list[str] = []
@@ -268,7 +373,7 @@ def lint(lab: Lab, labs_dir: Path | None = None) -> list[str]:
         seen_ids.add(step.id)
         if not step.hints:
             problems.append(f"{where}: no hints")
-        if any(not hint.strip() for hint in step.hints):
+        if any(not hint.strip() for hint in step.all_hints):
             problems.append(f"{where}: an empty hint")
         if step.observe:
             if step.check:
@@ -288,21 +393,20 @@ def lint(lab: Lab, labs_dir: Path | None = None) -> list[str]:
         if f"{module}.py" not in lab.edit:
             problems.append(f"settings module {module} is not one of the editable files")
     for name in lab.edit:
-        starter, solution = lab.path / name, lab.solution_path / name
-        if not starter.is_file():
+        starter, solution = lab.starter_path / name, lab.solution_path / name
+        if not (lab.path / name).is_file():
             problems.append(f"editable file {name} is missing from {lab.slug}/")
+        if not starter.is_file():
+            problems.append(f"starters/{lab.slug}/{name} is missing")
         elif "TODO" not in starter.read_text():
-            problems.append(f"editable file {name} has no TODO for the learner")
+            problems.append(f"starters/{lab.slug}/{name} has no TODO for the learner")
         if not solution.is_file():
             problems.append(f"solutions/{lab.slug}/{name} is missing")
     if lab.solution_path.is_dir():
-        extra = {
-            str(p.relative_to(lab.solution_path))
-            for p in lab.solution_path.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
-        } - set(lab.edit)
+        extra = _files_in(lab.solution_path, skip=(WRONG_FIXES, ALTERNATIVES)) - set(lab.edit)
         if extra:
             problems.append(f"solutions/{lab.slug}/ has files that are not editable: {sorted(extra)}")
+    problems += _lint_corpus(lab)
     problems += _lint_hint_references(lab, labs_dir)
     problems += _lint_guarantees(lab, labs_dir)
     return problems

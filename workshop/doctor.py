@@ -103,7 +103,7 @@ def _kind() -> Finding:
 
 
 def findings() -> list[Finding]:
-    reinstall = "Reinstall: rm -rf .venv && make test"
+    reinstall = "Reinstall: rm -rf .venv && make venv"
     items = [
         _python(),
         _binary("uwsgi (pyuwsgi)", [venv_script("pyuwsgi"), "--version"], reinstall),
@@ -119,8 +119,19 @@ def findings() -> list[Finding]:
         _optional("docker", ["docker", "version", "--format", "{{.Server.Version}}"]),
         _kind(),
         _optional("kubectl", ["kubectl", "version", "--client"]),
+        _kind_group(),
     ]
     return items
+
+
+def _kind_group() -> Finding:
+    from workshop.extras import GROUPS, missing
+
+    absent = missing("kind")
+    if not absent:
+        return Finding("kind group (Python)", True, "installed")
+    detail = f"not installed yet ({', '.join(absent)}): `workshop kind` installs it from {GROUPS['kind'][0].name}"
+    return Finding("kind group (Python)", False, detail, required=False)
 
 
 def run_doctor(console: Console) -> bool:

@@ -4,52 +4,45 @@ Lab N runs on the reference solutions of labs < N plus lab N's own editable file
 taken from one of three variants:
   learner   labs/NN-slug/       the files as the learner has edited them
   solution  solutions/NN-slug/  the reference solution
-  starter   the lab's files as committed (git HEAD), whatever the learner changed
+  starter   starters/NN-slug/   the lab's files as shipped, whatever the learner changed or committed
 Each layer is a folder put on PYTHONPATH (newest first), so cms imports the lab's
 modules by plain name (`audit_sink`, `crm_token_store`, ...).
 """
 
 from __future__ import annotations
 
-import subprocess
+import shutil
 import tempfile
 from pathlib import Path
 
-from workshop.curriculum import Lab, all_labs
-from workshop.paths import ROOT
+from workshop.curriculum import Lab, Variant, all_labs
 
 VARIANTS = ("learner", "solution", "starter")
 
 
-class StarterUnavailable(RuntimeError):
-    """The pristine starter files need the git history of the workshop repository."""
-
-
 def starter_text(lab: Lab, name: str) -> str:
-    relative = (lab.path / name).relative_to(ROOT).as_posix()
-    try:
-        result = subprocess.run(
-            ["git", "show", f"HEAD:{relative}"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise StarterUnavailable(
-            f"cannot read the committed starter of {relative} from git: {exc}. "
-            "Starter files come from the repository's git history (clone it with git)."
-        ) from exc
-    return result.stdout
+    return (lab.starter_path / name).read_text()
 
 
 def materialize_starter(lab: Lab, into: Path | None = None) -> Path:
-    """Write the committed starter files of `lab` into a folder and return it."""
+    """A copy of the lab's starter files in a folder of the caller's (removed by the caller):
+    the pristine files stay untouched, whatever runs on the copy."""
     target = into or Path(tempfile.mkdtemp(prefix=f"starter-{lab.code}-"))
     for name in lab.edit:
         destination = target / name
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_text(starter_text(lab, name))
+        shutil.copyfile(lab.starter_path / name, destination)
+    return target
+
+
+def materialize_variant(lab: Lab, variant: Variant) -> Path:
+    """A folder with the reference solution and a corpus variant's files laid over it."""
+    target = Path(tempfile.mkdtemp(prefix=f"{variant.kind}-{lab.code}-{variant.id}-"))
+    for name in lab.edit:
+        override = lab.variant_path(variant) / name
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(override if override.is_file() else lab.solution_path / name, destination)
     return target
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(os.environ.get("WORKSHOP_ROOT") or Path(__file__).resolve().parent.parent)
 LABS_DIR = ROOT / "labs"
 SOLUTIONS_DIR = ROOT / "solutions"
+STARTERS_DIR = ROOT / "starters"  # the lab files as shipped: `reset` restores them
 NOTEBOOKS_DIR = ROOT / "notebooks"
 
 

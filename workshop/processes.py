@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirakuru import HTTPExecutor, SimpleExecutor, TCPExecutor
-from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
+from mirakuru.exceptions import AlreadyRunning, ExecutorError, ProcessFinishedWithError
+
+from workshop.ports import PORT_CLASH
 
 
 class ServiceFailed(RuntimeError):
@@ -31,6 +33,7 @@ class ProcessSpec:
     # uWSGI treats SIGTERM as a brutal *reload*; each service says how it is stopped.
     stop_signal: int = signal.SIGTERM
     timeout: float = 60
+    service: bool = False  # a backing service (Valkey, the CRM): stopped after everything that uses it
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
@@ -81,6 +84,11 @@ class ManagedProcess:
         self._executor = self._make_executor()
         try:
             self._executor.start()
+        except AlreadyRunning as exc:
+            # another program answers on the port this process was given (it took the port
+            # after free_port() handed it out): the same clash as a failed bind
+            self.kill()
+            raise ServiceFailed(f"{self.name}: its port is taken by another program ({PORT_CLASH})") from exc
         except ExecutorError as exc:
             self.kill()
             raise ServiceFailed(
@@ -140,9 +148,15 @@ class Supervisor:
             self.processes.remove(process)
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes.clear()
+        """Stop everything, side by side (a uWSGI master takes a second to stop), the
+        backing services last, so that no worker loses its broker while it shuts down."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        processes, self.processes = list(self.processes), []
+        for wave in ([p for p in processes if not p.spec.service], [p for p in processes if p.spec.service]):
+            if wave:
+                with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                    list(pool.map(ManagedProcess.stop, wave))
 
     def __enter__(self) -> "Supervisor":
         return self

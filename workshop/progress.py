@@ -7,6 +7,8 @@ Per lab, progress.json holds:
                the hint the last failure of that step named
   hints        step id -> how many hints of the step were walked through (the next one to show)
   regressions  "01:guarantee-id" -> "passed" / "failed" (the last run of that regression check)
+  blocked      the compact error of a lab file that did not compile or import (the checks did
+               not run), until the next check run
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def record_results(lab: Lab, run: CheckRun, path: Path | None = None) -> None:
         if outcome is None:
             continue
         state["steps"][step.id] = outcome
-        if outcome == "passed":
-            state["named"].pop(step.id, None)
+        # a hint named by an earlier failure is never shown as the hint of this run's
+        state["named"].pop(step.id, None)
         named = run.failure_of(step.check_name) if outcome == "failed" else None
         if named and named.get("lab", lab.code) == lab.code and named.get("step") in {s.id for s in lab.steps}:
             # a check may fail on an earlier step's ground (lab 02's checks all log in first)
@@ -70,7 +72,21 @@ def record_results(lab: Lab, run: CheckRun, path: Path | None = None) -> None:
         if regression.check_name in run.outcomes:
             state["regressions"][regression.key] = run.outcomes[regression.check_name]
     state["checked_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    state.pop("blocked", None)
     save(data, path)
+
+
+def record_blocked(lab: Lab, error: str, path: Path | None = None) -> None:
+    """A lab file did not compile or import: no check ran, so no earlier hint applies."""
+    data = load(path)
+    state = lab_state(data, lab)
+    state["named"].clear()
+    state["blocked"] = error
+    save(data, path)
+
+
+def blocked(data: dict, lab: Lab) -> str | None:
+    return data.get(lab.code, {}).get("blocked")
 
 
 def step_status(data: dict, lab: Lab, step_id: str) -> str:
@@ -111,24 +127,27 @@ def hint_step_id(data: dict, lab: Lab) -> str:
 
 @dataclass
 class HintShown:
-    number: int  # 1-based
+    number: int  # 1-based, over the step's hints then its code hints
     of: int
     text: str
     seen: str | None = None  # what the last failure saw, when that failure named this hint
+    code: bool = False  # a code-level hint: the exact lines
 
 
 def next_hint(lab: Lab, step_id: str, path: Path | None = None) -> HintShown:
     """Reveal a hint of a step. The hint the step's last failure named comes first; asking
-    again walks on from there, one at a time, and repeats the last one at the end."""
+    again walks on from there, one at a time, through the teaching hints and then the
+    code-level ones, and repeats the last one at the end."""
     data = load(path)
     state = lab_state(data, lab)
     step = lab.step(step_id)
+    hints = step.all_hints
     named = state["named"].get(step_id)
     if named and named.get("fresh") and 0 <= named["hint"] < len(step.hints):
         index, seen = named["hint"], named["seen"]
         named["fresh"] = False
     else:
-        index, seen = min(state["hints"].get(step_id, 0), len(step.hints) - 1), None
-    state["hints"][step_id] = index + 1
+        index, seen = min(state["hints"].get(step_id, 0), len(hints) - 1), None
+    state["hints"][step_id] = max(index + 1, state["hints"].get(step_id, 0))
     save(data, path)
-    return HintShown(index + 1, len(step.hints), step.hints[index], seen)
+    return HintShown(index + 1, len(hints), hints[index], seen, code=index >= len(step.hints))

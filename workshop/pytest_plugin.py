@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--workshop-results",
         default=None,
-        help="write {outcomes: {test name: outcome}, failures: {test name: {step, hint, seen}}} as JSON here",
+        help="write {outcomes: {test: outcome}, failures: {test: {step, hint, seen}}, phases: {test: phase}} as JSON",
     )
     group.addoption(
         "--earlier-files",
@@ -137,8 +137,8 @@ def failure(request: pytest.FixtureRequest, lab: Lab):
         return (
             f"\n  {headline}"
             f"\n  What the check saw: {seen}"
-            f"\n  Hint {hint + 1} of {len(step.hints)}: {step.hints[hint]}"
-            f"\n  More hints, one at a time: workshop hint {owner.code}\n"
+            f"\n  Hint {hint + 1} of {len(step.all_hints)}: {step.hints[hint]}"
+            f"\n  More hints, one at a time (the exact lines come last): workshop hint {owner.code}\n"
         )
 
     this_lab = lab
@@ -163,20 +163,26 @@ class _Results:
         self.path = path
         self.outcomes: dict[str, str] = {}
         self.failures: dict[str, dict] = {}  # test name -> {step, hint, seen} of its failure()
+        self.phases: dict[str, str] = {}  # failed test name -> "setup" / "call" / "teardown"
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         name = report.nodeid.split("::", 1)[-1]
         if report.when == "call" or report.outcome != "passed":
-            # a failure in setup (the cluster did not start) is a failure of the check
+            # a failure in setup (the cluster did not start) is a failure of the check, but
+            # not its assertion failing: the phase tells `workshop verify` the two apart
             if self.outcomes.get(name) != "failed":
                 self.outcomes[name] = report.outcome
+                if report.failed:
+                    self.phases[name] = report.when
         if report.failed:
             named = [value for key, value in report.user_properties if key == FAILURE_PROPERTY]
             if named:
                 self.failures[name] = named[-1]
 
     def pytest_sessionfinish(self) -> None:
-        self.path.write_text(json.dumps({"outcomes": self.outcomes, "failures": self.failures}, indent=2))
+        self.path.write_text(
+            json.dumps({"outcomes": self.outcomes, "failures": self.failures, "phases": self.phases}, indent=2)
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,17 +8,27 @@ end; on Redis every run empties the database the URL names (FLUSHDB) before it s
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import secrets
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from workshop.paths import PYTHON
+from workshop.paths import PYTHON, state_dir
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec, Supervisor
+
+
+def templates_dir() -> Path:
+    return state_dir() / "templates"
 
 
 def valkey_binary() -> Path:
@@ -68,6 +78,7 @@ def start_redis(supervisor: Supervisor, run_dir: Path) -> Redis:
             ],
             log_path=run_dir / "logs" / "valkey.log",
             ready_port=port,
+            service=True,
             timeout=30,
         )
     )
@@ -75,19 +86,29 @@ def start_redis(supervisor: Supervisor, run_dir: Path) -> Redis:
 
 
 class Database:
-    """A database for one run: its URL for cms, and how to remove it afterwards."""
+    """A database for one run: its URL for cms, and how to remove it afterwards.
 
-    def __init__(self, run_dir: Path):
+    Migrating and seeding cost seconds per run; the schema and the seed only change with
+    their code. So a run starts from a template, made once per `template.key` (the hash of
+    migrations, seed and settings) and copied: the SQLite file by a file copy, a
+    PostgreSQL database by CREATE DATABASE ... TEMPLATE (as Django's parallel test runner
+    clones its test database)."""
+
+    def __init__(self, run_dir: Path, template: "DatabaseTemplate | None" = None):
         external = os.environ.get("DATABASE_URL")
         self._admin_url: str | None = None
         self.name: str | None = None
         if not external:
-            self.url = f"sqlite:///{run_dir / 'cms.sqlite3'}"
+            path = run_dir / "cms.sqlite3"
+            if template:
+                shutil.copyfile(template.sqlite_file(), path)
+            self.url = f"sqlite:///{path}"
         elif external.startswith(("postgres://", "postgresql://")):
             self._admin_url = external
             self.name = f"workshop_{secrets.token_hex(4)}"
             self.url = _with_database(external, self.name)
-            self._execute(f'CREATE DATABASE "{self.name}"')
+            source = f' TEMPLATE "{template.postgres_database(external)}"' if template else ""
+            self._execute(f'CREATE DATABASE "{self.name}"{source}')
         else:
             self.url = external
 
@@ -96,15 +117,78 @@ class Database:
         return urlsplit(self.url).scheme.split("+")[0]
 
     def _execute(self, statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self._admin_url, autocommit=True) as connection:
-            connection.execute(statement)
+        _execute(self._admin_url, statement)
 
     def drop(self) -> None:
         if self._admin_url and self.name:
             self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             self.name = None
+
+
+def _execute(admin_url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+@dataclass
+class DatabaseTemplate:
+    """A migrated and seeded database, made once per key by `build(url)` and then copied.
+    Made under a file lock, so two runs that need it at once build it once."""
+
+    key: str
+    build: Callable[[str], None]  # migrates and seeds the database at this URL
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        templates_dir().mkdir(parents=True, exist_ok=True)
+        with open(templates_dir() / f"{self.key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def sqlite_file(self) -> Path:
+        path = templates_dir() / f"{self.key}.sqlite3"
+        if path.exists():
+            return path
+        with self._lock():
+            if not path.exists():
+                building = path.with_suffix(".building")
+                building.unlink(missing_ok=True)
+                self.build(f"sqlite:///{building}")
+                connection = sqlite3.connect(building)  # one self-contained file, no WAL beside it
+                connection.execute("PRAGMA journal_mode=DELETE")
+                connection.close()
+                building.replace(path)
+        return path
+
+    def postgres_database(self, admin_url: str) -> str:
+        name = f"workshop_tpl_{self.key[:16]}"
+        import psycopg
+
+        with self._lock():
+            with psycopg.connect(admin_url, autocommit=True) as connection:
+                exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                building = f"{name}_building"
+                _execute(admin_url, f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                _execute(admin_url, f'CREATE DATABASE "{building}"')
+                self.build(_with_database(admin_url, building))
+                _execute(admin_url, f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        return name
+
+
+def template_key(files: list[Path], *extra: str) -> str:
+    """A hash of the files' names and contents (and of `extra` strings)."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for text in extra:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:24]
 
 
 def _with_database(url: str, name: str) -> str:
@@ -142,6 +226,7 @@ def start_crm(supervisor: Supervisor, run_dir: Path, token_limit: int = 1, windo
             ],
             log_path=run_dir / "logs" / "crm.log",
             ready_url=f"http://127.0.0.1:{port}/healthz",
+            service=True,
             timeout=30,
         )
     )

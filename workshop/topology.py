@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -19,14 +20,19 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import django
+
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs, settings_modules
+from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
 from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
-from workshop.ports import free_port
+from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
-from workshop.services import CRM, Database, Redis, start_crm, start_redis
+from workshop.services import CRM, Database, DatabaseTemplate, Redis, start_crm, start_redis, template_key
 from workshop.top import running
+
+MACHINE_DIR = Path(__file__).resolve().parent / "machine"  # its sitecustomize watches local writes
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Cluster:
         self.extra_env = extra_env or {}
         prune_old_runs(keep=KEEP_RUNS)
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
+        self._in_use = hold_run_dir(self.run_dir)
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
             Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}", stats_port=free_port())
@@ -82,18 +89,24 @@ class Cluster:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "Cluster":
+        """Start the services and the database side by side, then the nodes, the load
+        balancer and the Procfile processes side by side, each waited on until ready."""
         try:
-            self.redis = start_redis(self.supervisor, self.run_dir)
-            self.database = Database(self.run_dir)
-            self.crm = start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
-            self.manage("migrate", "--noinput")
-            self.manage("seed_workshop")
-            for node in self.nodes:
-                self.start_node(node)
-            if self.nodes:
-                self.start_load_balancer()
-            for instance, name in procfile_instances(self.procfile_processes):
-                self.start_procfile_process(name, instance=instance)
+            self.redis, self.database, self.crm = _side_by_side(
+                lambda: retry_port_clash(lambda _: start_redis(self.supervisor, self.run_dir)),
+                lambda: Database(self.run_dir, template=self.database_template()),
+                lambda: retry_port_clash(
+                    lambda _: start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
+                ),
+            )
+            _side_by_side(
+                *(lambda node=node: self.start_node(node) for node in self.nodes),
+                *([self.start_load_balancer] if self.nodes else []),
+                *(
+                    lambda name=name, instance=instance: self.start_procfile_process(name, instance=instance)
+                    for instance, name in procfile_instances(self.procfile_processes)
+                ),
+            )
             self.started = True
             self.publish()
         except BaseException:
@@ -101,12 +114,29 @@ class Cluster:
             raise
         return self
 
+    def database_template(self) -> DatabaseTemplate:
+        """The migrated and seeded database this run copies, made once per content of the
+        migrations, the seed command and the settings (cms's and the layers')."""
+        cms = ROOT / "cms" if (ROOT / "cms").is_dir() else Path(__file__).resolve().parent.parent / "cms"
+        files = [*cms.glob("*/migrations/*.py"), *cms.glob("*/management/commands/*.py"), cms / "settings.py"]
+        files += [
+            path for module in settings_modules(self.lab) if (path := find_in_layers(self.layers, f"{module}.py"))
+        ]
+        key = template_key(files, django.get_version(), ",".join(settings_modules(self.lab)))
+
+        def build(url: str) -> None:
+            self.manage("migrate", "--noinput", database_url=url)
+            self.manage("seed_workshop", database_url=url)
+
+        return DatabaseTemplate(key, build)
+
     def stop(self) -> None:
         self.started = False
         running.remove_description(self.run_dir.name)
         self.supervisor.close()
         if self.database:
             self.database.drop()
+        self._in_use.close()  # its folder may go now, when later runs prune
 
     def __enter__(self) -> "Cluster":
         return self.start()
@@ -126,21 +156,49 @@ class Cluster:
             "PYTHONPATH": os.pathsep.join(str(p) for p in [*self.layers, ROOT]),
             "PYTHONUNBUFFERED": "1",
             "SECRET_KEY": self.secret_key,
-            "DATABASE_URL": self.database.url,
-            "REDIS_URL": self.redis.url,
-            "CRM_URL": self.crm.url,
-            "CMS_DATA_DIR": str(self.run_dir / "shared"),
+            "DATABASE_URL": self.database.url if self.database else "",
+            "REDIS_URL": self.redis.url if self.redis else "",
+            "CRM_URL": self.crm.url if self.crm else "",
+            # the harness's own folder for manage.py; every machine gets its own disk instead
+            "CMS_DATA_DIR": str(self.run_dir / "harness"),
             "CMS_SETTINGS_LAYERS": ",".join(settings_modules(self.lab)),
             **self.extra_env,
         }
         env.update(overrides)
         return env
 
-    def manage(self, *args: str) -> str:
-        """Run a Django management command against this cluster's database."""
+    def machine_env(self, name: str, disk: Path) -> dict[str, str]:
+        """The environment of a process that stands for a machine of its own (a node, a
+        worker, a beat, a pod): its name, and only its own disk, as its data folder, home
+        and temporary folder. Nothing else is shared but the services (database, Redis,
+        CRM). What it writes to a local disk, wherever, is logged (local_writes)."""
+        for folder in ("home", "tmp"):
+            (disk / folder).mkdir(parents=True, exist_ok=True)
+        return self.env(
+            CMS_NODE_NAME=name,
+            CMS_NODE_DIR=str(disk),
+            CMS_DATA_DIR=str(disk),
+            HOME=str(disk / "home"),
+            TMPDIR=str(disk / "tmp"),
+            PYTHONPATH=os.pathsep.join(str(p) for p in [MACHINE_DIR, *self.layers, ROOT]),
+            WORKSHOP_LOCAL_WRITES=str(self.local_writes_log),
+        )
+
+    @property
+    def local_writes_log(self) -> Path:
+        return self.logs_dir / "local-writes.jsonl"
+
+    def local_writes(self, since: float = 0.0) -> list[LocalWrite]:
+        """What the machines wrote to a local disk since `since` (time.time()), wherever:
+        every write but those to the database file (the database server's disk)."""
+        return read_local_writes(self.local_writes_log, allowed=sqlite_files(self.database.url), since=since)
+
+    def manage(self, *args: str, database_url: str | None = None) -> str:
+        """Run a Django management command against this cluster's database (or another)."""
+        overrides = {"DATABASE_URL": database_url} if database_url else {}
         result = subprocess.run(
             [str(PYTHON), "-m", "django", *args],
-            env={**os.environ, **self.env()},
+            env={**os.environ, **self.env(**overrides)},
             cwd=self.run_dir,
             capture_output=True,
             text=True,
@@ -151,6 +209,21 @@ class Cluster:
 
     # -- nodes -----------------------------------------------------------------
     def start_node(self, node: Node) -> Node:
+        """Start a node's uWSGI; if its ports were taken meanwhile, on fresh ones (and the
+        load balancer, if it runs, learns the node's new address)."""
+        old_port = node.port
+
+        def attempt(number: int) -> Node:
+            if number:
+                node.port, node.stats_port = free_port(), free_port()
+            return self._start_node(node)
+
+        retry_port_clash(attempt)
+        if node.port != old_port and self.lb:
+            self.reload_load_balancer()
+        return node
+
+    def _start_node(self, node: Node) -> Node:
         node.disk.mkdir(parents=True, exist_ok=True)
         command = [
             *resolve_command(self.procfile()["web"]),
@@ -166,7 +239,7 @@ class Cluster:
             ProcessSpec(
                 name=node.name,
                 command=command,
-                env=self.env(CMS_NODE_NAME=node.name, CMS_NODE_DIR=str(node.disk)),
+                env=self.machine_env(node.name, node.disk),
                 cwd=node.disk,  # a vendor SDK's "current directory" is the node's own disk
                 log_path=self.logs_dir / f"{node.name}.log",
                 ready_url=f"{node.url}/healthz/ready",
@@ -244,6 +317,24 @@ http {{
 """
 
     def start_load_balancer(self) -> None:
+        def attempt(number: int) -> None:
+            if number:
+                self.lb_port = free_port()
+            self._start_load_balancer()
+
+        retry_port_clash(attempt)
+
+    def reload_load_balancer(self) -> None:
+        """New upstreams without dropping connections: nginx re-reads its file on SIGHUP."""
+        import psutil
+
+        (self.run_dir / "lb" / "nginx.conf").write_text(self.load_balancer_conf())
+        old_workers = psutil.Process(self.lb.pid).children()
+        self.lb.send_signal(signal.SIGHUP)
+        # the reload is done when the old workers, with the old upstreams, have exited
+        psutil.wait_procs(old_workers, timeout=10)
+
+    def _start_load_balancer(self) -> None:
         lb_dir = self.run_dir / "lb"
         lb_dir.mkdir(parents=True, exist_ok=True)
         conf = lb_dir / "nginx.conf"
@@ -285,7 +376,7 @@ http {{
             ProcessSpec(
                 name=instance,
                 command=[*resolve_command(entries[name]), *extra_args],
-                env=self.env(CMS_NODE_NAME=instance, CMS_NODE_DIR=str(disk)),
+                env=self.machine_env(instance, disk),
                 cwd=disk,
                 log_path=log_path,
             )
@@ -351,6 +442,22 @@ http {{
         return rows
 
 
+def _side_by_side(*starts):
+    """Run the start functions in threads and return their results in order. Every one
+    finishes (or fails) before this returns, so nothing is left starting after an error;
+    the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not starts:
+        return []
+    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+    errors = [future.exception() for future in futures if future.exception()]
+    if errors:
+        raise errors[0]
+    return [future.result() for future in futures]
+
+
 def procfile_instances(names: tuple[str, ...]) -> list[tuple[str, str]]:
     """(instance, entry) pairs: an entry listed twice runs twice, as beat-1 and beat-2."""
     counts = Counter(names)
@@ -375,11 +482,29 @@ def _traceback_end(text: str, lines: int) -> str:
 KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure
 
 
+IN_USE = ".in-use"  # held (flock, shared) by the process whose cluster runs in the folder
+
+
+def hold_run_dir(run_dir: Path):
+    """Mark a run directory as in use for as long as the returned file stays open."""
+    handle = open(run_dir / IN_USE, "w")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
 def prune_old_runs(keep: int) -> None:
-    """Remove all but the newest `keep` run directories of earlier clusters."""
+    """Remove all but the newest `keep` run directories of earlier clusters, never one
+    that a cluster still runs in (two checks at once, a long one and many short ones)."""
     runs_dir().mkdir(parents=True, exist_ok=True)
     runs = sorted(runs_dir().iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
     for old in runs[keep:]:
+        marker = old / IN_USE
+        if marker.exists():
+            with open(marker) as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live cluster's folder
         shutil.rmtree(old, ignore_errors=True)
 
 

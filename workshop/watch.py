@@ -121,14 +121,20 @@ class Watcher:
                 self.console.print(f"{current.id} passed: running the lab's other checks...")
                 run = self._run(rest)
         data = progress.load(self.progress_path)
+        if run.blocked:
+            self.console.print(f"[red]error:[/red] {escape(run.blocked)}: no check ran (no cluster was started)")
+            return run
         self.console.print(progress_line(self.lab, data))
         self.show_hint(run)
         return run
 
     def _run(self, select: list[str] | None) -> CheckRun:
         run = self.runner(self.lab, self.files_dir, select)
-        progress.record_results(self.lab, run, self.progress_path)
-        room_client.report(self.lab, run)  # to the facilitator's room, if joined; never waits for it
+        if run.blocked:
+            progress.record_blocked(self.lab, run.blocked, self.progress_path)
+        else:
+            progress.record_results(self.lab, run, self.progress_path)
+            room_client.report(self.lab, run)  # to the facilitator's room, if joined; never waits for it
         return run
 
     def show_hint(self, run: CheckRun) -> None:

@@ -25,7 +25,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from workshop.paths import ROOT
 
-LOCKS = (ROOT / "requirements.lock", ROOT / "requirements-build.lock")
+# requirements-dev.lock holds every pin of requirements.lock and of the optional groups
+# (kind, test): the kit serves `make venv`, `make test` and `workshop kind` alike.
+LOCKS = (ROOT / "requirements-dev.lock", ROOT / "requirements-build.lock")
 PYTHONS = ("3.11", "3.12", "3.13")
 # Markers such as python_full_version < '3.11.3' split a minor version: a target gets every pin
 # some patch release of its minor needs, so a laptop on 3.11.2 and one on 3.11.9 both install.

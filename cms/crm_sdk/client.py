@@ -35,8 +35,12 @@ class CRMClient:
         """The stored access token; a new one from the vendor if none is stored or it expired."""
         token = self.store.find_token(self.user_key)
         if token is None or token.is_expired():
-            token = self._request_access_token()
-            self.store.save_token(self.user_key, token)
+            with self.store.refresh_lock(self.user_key):
+                # another instance may have fetched one while this one waited for the lock
+                token = self.store.find_token(self.user_key)
+                if token is None or token.is_expired():
+                    token = self._request_access_token()
+                    self.store.save_token(self.user_key, token)
         return token.access_token
 
     def upsert_contact(self, data: dict) -> str:

@@ -1,6 +1,7 @@
 import json
 import os
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,6 +35,13 @@ class TokenStore:
 
     def delete_token(self, user_key: str) -> None:
         raise NotImplementedError
+
+    def refresh_lock(self, user_key: str) -> AbstractContextManager:
+        """Held while the client fetches a new token, so that two instances of the app
+        that both find no valid token do not both ask the vendor (each request for a token
+        counts against the vendor's limit). The default locks nothing: one process.
+        A shared store overrides it with a lock every instance sees."""
+        return nullcontext()
 
 
 class FileTokenStore(TokenStore):

@@ -22,6 +22,14 @@ def say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
 
+@app.callback()
+def needs_the_kind_group() -> None:
+    """Lab 05 part 2's packages are an optional group: installed here on first use."""
+    from workshop.extras import ensure
+
+    ensure("kind", say)
+
+
 @contextmanager
 def exits():
     """Known failures become one line on stderr: exit 2 for what is missing or malformed

@@ -234,7 +234,7 @@ class Pod:
         return ProcessSpec(
             name=f"{self.name}/{container.name}",
             command=command,
-            env=self.rehearsal.cluster.env(CMS_NODE_NAME=self.name, CMS_NODE_DIR=str(disk)),
+            env=self.rehearsal.cluster.machine_env(self.name, disk),
             cwd=disk,
             log_path=logs / f"{self.name}-{container.name}.log",
             stop_signal=signal.SIGINT,  # the harness's own cleanup: uWSGI's brutal stop

@@ -98,7 +98,7 @@ def assert_logged_in_everywhere(client: CMSClient, cluster: Cluster, failure, se
         pytest.fail(f"the check could not reach every worker ({dict(hops.workers)}); see {cluster.logs_dir}")
     if not hops.always_logged_in:
         # the cache inside each process: which cache; some other cache that is not shared: Redis's
-        backend = (setting("CACHES") or {}).get("default", {}).get("BACKEND", "LocMemCache (CACHES not set)")
+        backend = cache_backend(setting)
         assert hops.always_logged_in, failure(
             "shared-cache",
             f"{explain_logout(login_worker, hops)}. The default cache is {backend}.",
@@ -106,6 +106,11 @@ def assert_logged_in_everywhere(client: CMSClient, cluster: Cluster, failure, se
             **where,
         )
     return hops
+
+
+def cache_backend(setting) -> str:
+    """The default cache's backend as the cluster's processes see it."""
+    return (setting("CACHES") or {}).get("default", {}).get("BACKEND", "LocMemCache (CACHES not set)")
 
 
 def flush_cache(cluster: Cluster) -> None:

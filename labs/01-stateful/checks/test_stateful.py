@@ -1,11 +1,16 @@
 """Lab 01 checks: two real nodes (uWSGI) behind a round-robin load balancer (nginx).
 
 Each test acts as users through the load balancer, then looks at what every node
-answers. The tests share one cluster, in file order; each also passes alone.
+answers, and at what the nodes wrote to a local disk while it ran: any file, in any
+folder (each node's own, the temporary folder, a path every process on this computer
+can reach), is state that one pod has and the others never see.
+The tests share one cluster, in file order; each also passes alone.
 """
 
+import time
+
+from workshop.local_writes import describe
 from workshop.scenarios.stateful import (
-    audit_files_per_node,
     create_screens,
     logged_in,
     missing_from_reports,
@@ -13,16 +18,13 @@ from workshop.scenarios.stateful import (
 )
 
 CLUSTER_OPTIONS = {"nodes": 2}
+CRM_SDK = "cms.crm_sdk"  # a write made inside a call into the CRM's SDK is the token store's
 SCREENS_PER_USER = 10
 CRM_SYNCS = 10
 
 
-def token_files_per_node(cluster):
-    """Nodes whose local disk holds the SDK's token file (FileTokenStore writes one)."""
-    return sorted(node.name for node in cluster.nodes if any(node.disk.rglob("*oauthtokens*")))
-
-
 def test_every_audit_event_reaches_the_report(cluster, failure):
+    started = time.time()
     with logged_in(cluster) as browsers:
         actions = create_screens(browsers, "audit", SCREENS_PER_USER)
         assert len(actions.served_by_node) == 2, (
@@ -31,34 +33,37 @@ def test_every_audit_event_reaches_the_report(cluster, failure):
         )
         missing = missing_from_reports(browsers, actions, nodes=2)
     lost = {report: count for report, count in missing.items() if count}
-    in_local_files = audit_files_per_node(cluster)
-    assert len(missing) == 4 and not lost, failure(
+    writes = [write for write in cluster.local_writes(since=started) if not write.made_under(CRM_SDK)]
+    assert len(missing) == 4 and not lost and not writes, failure(
         "audit-to-db",
-        f"{actions.total} screens were created ({dict(actions.served_by_node)} per node), but the "
-        f"audit reports lack some of them: {lost or missing} (report@node: events missing). "
-        f"Screen creations in each node's local audit files: {in_local_files}.",
-        # still writing local files: the sink's base class; nothing local: its two methods
-        hint=1 if any(in_local_files.values()) else 2,
+        f"{actions.total} screens were created ({dict(actions.served_by_node)} per node). "
+        + (f"The audit reports lack some of them: {lost} (report@node: events missing). " if lost else "")
+        + (f"The nodes wrote to a local disk: {describe(writes)}." if writes else "No node wrote to a local disk."),
+        # still writing files (wherever they are): where events live; nothing local: the two methods
+        hint=1 if writes else 2,
     )
 
 
 def test_one_crm_token_for_the_whole_cluster(cluster, crm_stats, failure):
+    started = time.time()
     with logged_in(cluster) as browsers:
         statuses = sync_crm(browsers["alice"], CRM_SYNCS)
     stats = crm_stats()
-    token_files = token_files_per_node(cluster)
-    assert statuses == {302: CRM_SYNCS} and stats["grants"] == 1 and stats["refused"] == 0, failure(
+    writes = [write for write in cluster.local_writes(since=started) if write.made_under(CRM_SDK)]
+    ok = statuses == {302: CRM_SYNCS} and stats["grants"] == 1 and stats["refused"] == 0
+    assert ok and not writes, failure(
         "crm-token",
         f"{CRM_SYNCS} CRM syncs answered {dict(statuses)} (302 is success, 503 is the CRM refusing a "
         f"token). The CRM granted {stats['grants']} access token(s) and refused {stats['refused']} "
         f"request(s) for a new one; its limit is {stats['token_limit']} per {stats['window_seconds']:g} s. "
-        f"Nodes with a token file on their local disk: {token_files or 'none'}.",
-        # a token file on a node's disk: still the SDK's FileTokenStore; none: the new store's methods
-        hint=0 if token_files else 2,
+        + (f"The nodes wrote to a local disk: {describe(writes)}." if writes else "No node wrote to a local disk."),
+        # the SDK's file, wherever it is: the idea of a shared store; nothing local: the store's methods
+        hint=1 if writes else 2,
     )
 
 
 def test_wiping_a_node_loses_nothing(cluster, crm_stats, failure):
+    started = time.time()
     with logged_in(cluster) as browsers:
         actions = create_screens(browsers, "wipe", SCREENS_PER_USER // 2)
         before = sync_crm(browsers["alice"], 2)
@@ -71,9 +76,12 @@ def test_wiping_a_node_loses_nothing(cluster, crm_stats, failure):
         after = sync_crm(browsers["alice"], 4)
     stats = crm_stats()
     lost = {report: count for report, count in missing.items() if count}
-    assert not lost, failure(
+    writes = cluster.local_writes(since=started)
+    assert not lost and not writes, failure(
         "wipe-a-node",
-        f"after {wiped.name}'s local disk was wiped and it restarted, audit reports lack events: {lost}.",
+        f"after {wiped.name}'s local disk was wiped and it restarted, "
+        + (f"audit reports lack events: {lost}. " if lost else "every report had every event. ")
+        + (f"The nodes wrote to a local disk: {describe(writes)}." if writes else ""),
     )
     assert before == {302: 2} and after == {302: 4} and stats["grants"] == grants_before, failure(
         "wipe-a-node",

@@ -7,12 +7,14 @@ from __future__ import annotations
 import atexit
 import signal
 import subprocess
+import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirakuru import HTTPExecutor, SimpleExecutor, TCPExecutor
-from mirakuru.exceptions import AlreadyRunning, ExecutorError, ProcessFinishedWithError
+from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
+from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 from workshop.ports import PORT_CLASH
 
@@ -48,6 +50,8 @@ class ManagedProcess:
         self.spec = spec
         self._executor: SimpleExecutor | None = None
         self._log = None
+        self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def name(self) -> str:
@@ -79,23 +83,45 @@ class ManagedProcess:
         return SimpleExecutor(spec.command, **common)
 
     def start(self) -> "ManagedProcess":
+        """Spawn the process and wait until it is ready. A stop() from another thread (Ctrl-C
+        while a cluster starts side by side) ends the wait at once."""
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.spec.log_path, "a", buffering=1)
-        self._executor = self._make_executor()
-        try:
-            self._executor.start()
-        except AlreadyRunning as exc:
-            # another program answers on the port this process was given (it took the port
-            # after free_port() handed it out): the same clash as a failed bind
-            self.kill()
-            raise ServiceFailed(f"{self.name}: its port is taken by another program ({PORT_CLASH})") from exc
-        except ExecutorError as exc:
-            self.kill()
-            raise ServiceFailed(
-                f"{self.name} did not become ready ({type(exc).__name__}).\n"
-                f"Last lines of {self.spec.log_path}:\n{log_tail(self.spec.log_path)}"
-            ) from exc
+        with self._lock:
+            if self._stopped:
+                raise ServiceFailed(f"{self.name} was not started: everything is stopping")
+            self._log = open(self.spec.log_path, "a", buffering=1)
+            self._executor = executor = self._make_executor()
+            if isinstance(executor, Executor) and executor.pre_start_check():
+                # another program answers on the port this process was given (it took the
+                # port after free_port() handed it out): the same clash as a failed bind
+                self._executor = None
+                self._close_log()
+                raise ServiceFailed(f"{self.name}: its port is taken by another program ({PORT_CLASH})")
+            SimpleExecutor.start(executor)  # spawn only: the wait below can be cancelled
+        self._wait_until_ready(executor)
         return self
+
+    def _wait_until_ready(self, executor: SimpleExecutor) -> None:
+        deadline = time.monotonic() + self.spec.timeout
+        while True:
+            if self._stopped:
+                raise ServiceFailed(f"{self.name} was stopped while it started")
+            process = executor.process
+            if process is None or process.poll() is not None:
+                self.kill()
+                raise ServiceFailed(
+                    f"{self.name} exited before it was ready.\n"
+                    f"Last lines of {self.spec.log_path}:\n{log_tail(self.spec.log_path)}"
+                )
+            if not isinstance(executor, Executor) or executor.after_start_check():
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServiceFailed(
+                    f"{self.name} did not become ready in {self.spec.timeout:g} s.\n"
+                    f"Last lines of {self.spec.log_path}:\n{log_tail(self.spec.log_path)}"
+                )
+            time.sleep(0.1)
 
     def send_signal(self, signum: int) -> None:
         """Send a signal to the main process only (not its group), as a kubelet would."""
@@ -104,6 +130,8 @@ class ManagedProcess:
 
     def stop(self) -> None:
         """Stop with the service's own stop signal; SIGKILL the group if it lingers."""
+        with self._lock:
+            self._stopped = True
         if self._executor is not None:
             try:
                 self._executor.stop()
@@ -135,11 +163,16 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.processes: list[ManagedProcess] = []
+        self.closed = False
+        self._lock = threading.Lock()  # processes may be started from several threads at once
         _live_supervisors.add(self)
 
     def start(self, spec: ProcessSpec) -> ManagedProcess:
         process = ManagedProcess(spec)
-        self.processes.append(process)
+        with self._lock:
+            if self.closed:  # Ctrl-C while a start was on its way: start nothing more
+                raise ServiceFailed(f"{spec.name} was not started: everything is stopping")
+            self.processes.append(process)
         return process.start()
 
     def stop(self, process: ManagedProcess) -> None:
@@ -152,7 +185,11 @@ class Supervisor:
         backing services last, so that no worker loses its broker while it shuts down."""
         from concurrent.futures import ThreadPoolExecutor
 
-        processes, self.processes = list(self.processes), []
+        with self._lock:
+            self.closed = True
+            processes, self.processes = list(self.processes), []
+        # a process still starting is stopped too: the thread that waits for it to be ready
+        # then sees it exit, and ends at once
         for wave in ([p for p in processes if not p.spec.service], [p for p in processes if p.spec.service]):
             if wave:
                 with ThreadPoolExecutor(max_workers=len(wave)) as pool:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,11 @@ from workshop.layers import find_in_layers, layer_dirs, settings_modules
 from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
 from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
 from workshop.ports import free_port, retry_port_clash
-from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor, log_tail
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.services import CRM, Database, DatabaseTemplate, Redis, start_crm, start_redis, template_key
 from workshop.top import running
+from workshop.waiting import WaitTimedOut, wait_until
 
 MACHINE_DIR = Path(__file__).resolve().parent / "machine"  # its sitecustomize watches local writes
 
@@ -510,15 +510,16 @@ def prune_old_runs(keep: int) -> None:
 
 def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60, offset: int = 0) -> None:
     """Wait until the log, past `offset` bytes (an earlier run's lines), matches `pattern`."""
-    deadline = time.monotonic() + timeout
     regex = re.compile(pattern)
-    while time.monotonic() < deadline:
-        if path.exists():
-            with open(path, "rb") as log:
-                log.seek(offset)
-                if regex.search(log.read().decode(errors="replace")):
-                    return
-        if not process.running():
-            break
-        time.sleep(0.2)
-    raise ServiceFailed(f"{process.name} did not log /{pattern}/ in time:\n{log_tail(path)}")
+
+    def logged() -> bool:
+        if not path.exists():
+            return False
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return bool(regex.search(log.read().decode(errors="replace")))
+
+    try:
+        wait_until(logged, f"{process.name} logging /{pattern}/", timeout, 0.1, [path], lambda: not process.running())
+    except WaitTimedOut as exc:
+        raise ServiceFailed(str(exc)) from None

@@ -428,20 +428,27 @@ def clock(moment: datetime | None) -> str:
 
 def damage_and_restart(cluster: Cluster, beat: str, damage) -> list[str]:
     """Stop `beat`, damage its schedule files with `damage(path)`, start it again, and return
-    what its log then says about the file (and whether it still runs)."""
+    what its log then says about the file (and, if it exited, whether it exits again)."""
     cluster.stop_procfile_process(beat)
     log = cluster.logs_dir / f"{beat}.log"
     offset = log.stat().st_size
     for path in sorted((cluster.run_dir / beat).glob(f"{SCHEDULE_FILE}*")):
         damage(path)
-    process = cluster.start_procfile_process("beat", instance=beat)
-    wait_for(lambda: not process.running() or "Sending due task" in read_log(log)[offset:], timeout=5)
+
+    def start() -> bool:
+        """Start it; True if it is still running once it sent a task (or after 5 s)."""
+        process = cluster.start_procfile_process("beat", instance=beat)
+        wait_for(lambda: not process.running() or "Sending due task" in read_log(log)[offset:], timeout=5)
+        return process.running()
+
+    running = start()
     with open(log, "rb") as handle:
         handle.seek(offset)
         lines = handle.read().decode(errors="replace").splitlines()
-    said = [line for line in lines if re.search(r"corrupt|schedule file|raised exception|Error", line, re.I)]
-    if not process.running():
-        said.append(f"({beat} has exited; started again, it stops the same way: the file is still there)")
+    said = [line for line in lines if re.search(r"Removing corrupted schedule file|raised exception", line)]
+    if not running:
+        again = "it exited again" if not start() else "this time it ran"
+        said.append(f"({beat} exited. Started once more on the same file: {again}.)")
     return said
 
 

@@ -337,13 +337,21 @@ def kill_sender(cluster: Cluster, tick: Tick) -> bool:
 
 
 def kill_the_sender(
-    cluster: Cluster, wait_seconds: float = 10, recent_seconds: float = 3, after_takeover: float = 0
+    cluster: Cluster,
+    wait_seconds: float = 10,
+    recent_seconds: float = 3,
+    after_takeover: float = 0,
+    flowing_timeout: float = 8,
 ) -> Failover:
-    """Once ticks flow, SIGKILL the process that sent the latest one (the lock holder), then wait
-    (at most `wait_seconds`) until another process sends one; `after_takeover`: watch that much longer."""
-    start = utcnow()
-    wait_for(lambda: len([when for when, _ in sends(cluster) if when >= start]) >= 2, timeout=8)
-    before = ticks(cluster, since=start - timedelta(seconds=recent_seconds))
+    """Once ticks flow (two sent in the last `recent_seconds`), SIGKILL the process that sent the
+    latest one (the lock holder), then wait (at most `wait_seconds`) until another process sends
+    one; `after_takeover`: watch that much longer."""
+
+    def recent() -> list[datetime]:
+        return [when for when, _ in sends(cluster) if when >= utcnow() - timedelta(seconds=recent_seconds)]
+
+    wait_for(lambda: len(recent()) >= 2, timeout=flowing_timeout)
+    before = ticks(cluster, since=utcnow() - timedelta(seconds=recent_seconds))
     if not before or len({tick.sent_by for tick in before}) > 1 or not kill_sender(cluster, before[-1]):
         return Failover(None, before, [], None)
     victim, killed_at = before[-1].sent_by, utcnow()

@@ -88,11 +88,6 @@ def sender_names(cluster: Cluster) -> dict[int, str]:
     return names
 
 
-def beat_names_by_pid(cluster: Cluster) -> dict[int, str]:
-    """Every beat process the cluster started, restarted ones included."""
-    return {pid: name for pid, name in cluster.instance_of_pid.items() if name.startswith("beat")}
-
-
 def origin_pid(origin: str) -> int | None:
     match = re.match(r"gen(\d+)@", origin or "")
     return int(match.group(1)) if match else None

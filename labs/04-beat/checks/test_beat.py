@@ -107,11 +107,15 @@ def test_one_beat_sends_each_tick(cluster, failure):
             fail(failure("failover", f"{counted}; {exited_text(exited)}; {lock_settings(cluster, BEATS[0])}.", hint=2))
         fail(failure("redbeat", f"{counted}; {beat_line(cluster)}.", hint=0))
 
+    if lost_its_lock(exited):  # a lock that expires between two renewals: the failover step's settings
+        fail(failure("failover", f"{counted}; {exited_text(exited)}; {lock_settings(cluster, BEATS[0])}.", hint=2))
+    if exited:  # one sender because the other beat is dead is no proof: both must run, one standing by
+        redbeat = startup_settings(cluster, BEATS[0]).redbeat
+        seen_exited = f"{counted}; {exited_text(exited)}, where both beats must keep running; {beat_line(cluster)}"
+        fail(failure("redbeat", seen_exited + ".", hint=4 if redbeat else 0))
     if not WINDOW - 2 <= len(seen) <= WINDOW + 1:
-        if lost_its_lock(exited):
-            fail(failure("failover", f"{counted}; {exited_text(exited)}; {lock_settings(cluster, BEATS[0])}.", hint=2))
-        state = exited_text(exited) or f"RedBeat's lock is held by {lock_holder(cluster) or 'nobody'}"
-        fail(failure("redbeat", f"{counted}; {state}; {beat_line(cluster)}.", hint=4))
+        holder = f"RedBeat's lock is held by {lock_holder(cluster) or 'nobody'}"
+        fail(failure("redbeat", f"{counted}; {holder}; {beat_line(cluster)}.", hint=4))
 
     files = schedule_files(cluster)
     if files:
@@ -178,6 +182,9 @@ def test_the_other_beat_takes_over_when_the_leader_dies(cluster, failure):
         )
     if lost_its_lock(exited):
         fail(failure("failover", f"{seen}; {exited_text(exited)}.", hint=2))
+    others = {name: reason for name, reason in exited.items() if name != failover.killed}
+    if others:  # the beat that should take over is dead already
+        fail(failure("failover", f"{seen}; {exited_text(others)}; finish step redbeat first.", hint=3))
     # the lock outlives the budget: its timeout; it expires in time but nobody takes it: the loop interval
     expires_in_time = banner.lock_timeout is not None and banner.lock_timeout < BUDGET
     fail(failure("failover", seen + ".", hint=1 if expires_in_time else 0))

@@ -191,7 +191,7 @@ def test_the_other_beat_takes_over_when_the_leader_dies(cluster, failure):
     fail(failure("failover", seen + ".", hint=1 if expires_in_time else 0))
 
 
-def test_a_restart_neither_reruns_nor_skips_the_crontab(cluster, failure):
+def test_a_restart_neither_reruns_nor_skips_a_due_run(cluster, failure):
     restart = restart_across_due(cluster, PROBE, PROBE_SECONDS)
     if restart.last_send is None:
         exited = exited_beats(cluster)

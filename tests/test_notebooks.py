@@ -220,7 +220,7 @@ def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
 def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
     window = 8
     monkeypatch.setenv("WORKSHOP_NB_WINDOW", str(window))
-    monkeypatch.setenv("WORKSHOP_NB_FAILOVER_WAIT", "10")  # the failover budget (7 s) and some slack
+    monkeypatch.setenv("WORKSHOP_NB_FAILOVER_WAIT", "10")  # at most: the failover budget (7 s) and some slack
     notebook = execute("04-beat.ipynb", monkeypatch)
     summary = summary_of(notebook)
     assert (summary["window"], summary["failover_wait"]) == (window, 10), summary
@@ -233,6 +233,9 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
     for beat in ("beat-1", "beat-2"):
         assert any(path.startswith(f"{beat}/celerybeat-schedule") for path in starter["schedule_files"]), starter
     assert any("corrupted schedule file" in line for line in starter["corrupt_log"]), starter["corrupt_log"]
+    # a data file cut short: the beat cannot start (EOFError), and exits again when started once more
+    assert any("EOFError" in line for line in starter["cut_log"]), starter["cut_log"]
+    assert any("it exited again" in line for line in starter["cut_log"]), starter["cut_log"]
 
     # the solution: one sender, one tick a second, never two within half a second, no file on any disk
     solution = summary["solution"]
@@ -240,7 +243,7 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
     assert window - 2 <= solution["ticks"] <= window + 1, solution
     assert solution["shortest_gap"] >= 0.5, solution
     assert solution["schedule_files"] == [], solution
-    # killed, the sender falls silent; the other beat sends within lock timeout + 2 loops (7 s)
+    # killed, the sender falls silent; the other beat sends within lock timeout + loop + tick (7 s)
     failover = solution["failover"]
     assert failover["budget_seconds"] == 7, failover
     assert list(failover["before"]) == [failover["killed"]], failover

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
@@ -16,15 +18,12 @@ from rich.console import Console
 from workshop.celery_client import celery_client
 from workshop.curriculum import find_lab
 from workshop.layers import lab_files_dir
+from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, log_time, token_time
 from workshop.scenarios.beat import sends
 from workshop.top import running
 from workshop.top.collect import (
-    ACQUIRED_LINE,
-    BeatProcess,
     Collector,
-    LogFollower,
     Snapshot,
-    holder_from_logs,
     recent_upstreams,
     upstream_servers,
 )
@@ -90,7 +89,7 @@ def test_top_measures_a_running_lab_04():
             (lock,) = snapshot.locks
             assert lock.key == "redbeat::lock" and lock.held and 0 <= lock.ttl_s <= 5  # CELERY_REDBEAT_LOCK_TIMEOUT
             assert {beat.name for beat in snapshot.beats} == {"beat-1", "beat-2"}
-            # The holder named from the logs is the beat that sends the ticks.
+            # The holder named by the lock's token is the beat that sends the ticks.
             assert lock.holder == sends(cluster)[-1][1]
 
             lb = snapshot.load_balancer
@@ -201,27 +200,36 @@ def test_recent_upstreams_count_only_proxied_requests(tmp_path):
     assert recent_upstreams(log, last=2) == ["127.0.0.1:4001", "127.0.0.1:4002"]
 
 
-def test_the_beat_log_follower_reads_only_complete_new_lines(tmp_path):
+def test_a_beat_log_is_read_as_runs_only_complete_new_lines(tmp_path):
     log = tmp_path / "beat-1.log"
-    follower = LogFollower(log, ACQUIRED_LINE)
-    assert follower.last_match() is None
-    log.write_text("[2026-11-27 04:42:12,972: INFO/MainProcess] beat: Acquired lock\n[2026-11-27 04:42:13,0")
-    assert follower.last_match() == "2026-11-27 04:42:12,972"
-    with open(log, "a") as handle:
-        handle.write("00: INFO/MainProcess] beat: Acquired lock\n")
-    assert follower.last_match() == "2026-11-27 04:42:13,000"
+    reader = BeatLog("beat-1", log)
+    assert reader.read() == []
+    log.write_text(
+        "[2026-11-27 04:42:12,960: INFO/MainProcess] beat: Starting...\n"
+        "[2026-11-27 04:42:12,972: INFO/MainProcess] beat: Acquired lock\n[2026-11-27 04:42:13,0"
+    )
+    (run,) = reader.read()
+    assert (run.started, run.acquired) == (log_time("2026-11-27 04:42:12,960"), log_time("2026-11-27 04:42:12,972"))
+    with open(log, "a") as handle:  # the line being written, then a restart that is still waiting for the lock
+        handle.write("00: INFO/MainProcess] beat: Sending due task tick\n")
+        handle.write("[2026-11-27 04:42:20,500: INFO/Beat] beat: Starting...\n")
+    assert [bool(run.acquired) for run in reader.read()] == [True, False]
     log.write_text("")  # rotated
-    assert follower.last_match() is None
+    assert reader.read() == []
 
 
-def test_the_lock_holder_is_the_live_beat_that_acquired_it_last():
-    first = BeatProcess("beat-1", 1, "running", "2026-11-27 04:42:12,972")
-    second = BeatProcess("beat-2", 2, "running", "2026-11-27 04:42:52,268")
-    waiting = BeatProcess("beat-3", 3, "running", None)
-    assert holder_from_logs([first, second, waiting]) == "beat-2"
-    second.state = "gone"  # killed: its lock expires, it holds nothing
-    assert holder_from_logs([first, second, waiting]) == "beat-1"
-    assert holder_from_logs([waiting]) is None
+def test_the_lock_holder_is_the_beat_run_that_made_the_lock_token():
+    token = uuid.uuid1().hex  # what redis-py's Lock.acquire stores, made when a beat starts asking
+    made = token_time(token)
+    assert abs((made - datetime.now(UTC)).total_seconds()) < 1
+    second = timedelta(seconds=1)
+    holder = BeatRun("beat-1", made - second / 100, made + second / 100)  # asked and got it at once
+    waiting = BeatRun("beat-2", made + second, None)  # started later, still waiting
+    taker = BeatRun("beat-2", made - 30 * second, made + 9 * second)  # asked long before, got it later
+    assert holder_of(token, [holder, waiting]) == "beat-1"
+    assert holder_of(token, [waiting]) is None
+    assert holder_of(token, [BeatRun("beat-1", made - 60 * second, made - 59 * second), taker]) == "beat-2"
+    assert holder_of("not-a-uuid1-token", [holder]) is None and holder_of(uuid.uuid4().hex, [holder]) is None
 
 
 # Recorded with `workshop top --json` on lab 04 (solution, 2 nodes), shortened.
@@ -302,9 +310,7 @@ def test_a_recorded_snapshot_renders_the_expected_rows():
         ["beat-1", "10945", "gone", "2026-11-27 04:42:12,972", "-"],
         ["beat-2", "10988", "running", "2026-11-27 04:42:52,268", "holds it"],
     ]
-    assert lock_text(snapshot) == (
-        "redbeat::lock held (ttl 4.3 s), by beat-2 (the last live beat whose log says 'Acquired lock')"
-    )
+    assert lock_text(snapshot) == ("redbeat::lock held (ttl 4.3 s), by beat-2 (the beat run that made its token)")
     assert rows(load_balancer_table(snapshot)) == [
         ["127.0.0.1:35965", "node-1", "up", "5"],
         ["127.0.0.1:60293", "node-2", "down (refuses connections)", "5"],

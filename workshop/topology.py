@@ -366,6 +366,8 @@ http {{
         entries = self.procfile()
         if name not in entries:
             raise ServiceFailed(f"the Procfile has no {name!r} entry (it has: {', '.join(entries)})")
+        if "--detach" in entries[name]:  # celery's daemon mode: forks into a session of its own, out of reach
+            raise ServiceFailed(f"the Procfile's {name!r} line has --detach: a daemon escapes the workshop: remove it")
         instance = instance or name
         self.stop_procfile_process(instance)
         disk = self.run_dir / instance

@@ -3,7 +3,7 @@
 - nodes: uWSGI's stats server (requests, pid and status of each worker), RSS by psutil;
 - Celery workers: psutil children of each worker's main process (the pool), tasks by
   Celery's remote control (`inspect().stats()`, time-boxed);
-- beat: RedBeat's lock key in Redis; the holder's name from the beats' own logs;
+- beat: RedBeat's lock in Redis, its holder named by the lock's token (workshop.redbeat_lock);
 - load balancer: the upstream servers of its nginx conf, each probed with a TCP connect,
   and which one served each of the last requests (its access log's $upstream_addr).
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import redis
 
+from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, read_lock
 from workshop.top.running import ProcfileRef, RunningCluster, read_description
 
 INSPECT_TIMEOUT = 1.0  # seconds: the view never waits longer for Celery's workers
@@ -77,7 +78,7 @@ class BeatProcess:
     name: str
     pid: int
     state: str  # running, gone
-    acquired_at: str | None = None  # its log's last "Acquired lock" line
+    acquired_at: str | None = None  # when its newest run acquired the lock, by its log
 
 
 @dataclass
@@ -85,7 +86,8 @@ class BeatLock:
     key: str
     held: bool
     ttl_s: float | None = None
-    holder: str | None = None  # a beat's name, from the beats' logs (RedBeat's token names no process)
+    holder: str | None = None  # the process whose run made the lock's token (workshop.redbeat_lock)
+    token: str | None = None  # the lock's value in Redis
 
 
 @dataclass
@@ -238,49 +240,17 @@ LOCK_PATTERN = "*:lock"
 def redbeat_locks(client: redis.Redis) -> list[BeatLock]:
     locks = []
     for key in sorted(client.scan_iter(match=LOCK_PATTERN, count=1000, _type="string")):
-        ttl_ms = client.pttl(key)
-        if ttl_ms == -2:
+        lock = read_lock(client, key.decode())
+        if lock.token is None:
             continue  # expired while we looked
-        locks.append(BeatLock(key.decode(), True, round(ttl_ms / 1000, 1) if ttl_ms >= 0 else None))
+        locks.append(BeatLock(lock.key, True, lock.ttl_s, token=lock.token))
     return locks
 
 
-# celery beat: "[2026-11-27 01:37:37,494: INFO/MainProcess] beat: Acquired lock"
-ACQUIRED_LINE = re.compile(rb"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/MainProcess\] beat: Acquired lock", re.M)
-
-
-def holder_from_logs(beats: list[BeatProcess]) -> str | None:
-    """RedBeat's lock token is a random value that names no process: the holder is the live
-    beat whose log says it acquired the lock last (a dead beat's lock expires)."""
-    claimants = [beat for beat in beats if beat.state == "running" and beat.acquired_at]
-    return max(claimants, key=lambda beat: beat.acquired_at).name if claimants else None
-
-
-class LogFollower:
-    """Reads only what a log gained since the last look, remembering the last line that matched."""
-
-    def __init__(self, path: Path, pattern: re.Pattern[bytes]):
-        self.path = path
-        self.pattern = pattern
-        self.offset = 0
-        self.last: str | None = None
-
-    def last_match(self) -> str | None:
-        try:
-            size = self.path.stat().st_size
-            if size < self.offset:  # truncated or replaced: read it again
-                self.offset, self.last = 0, None
-            with open(self.path, "rb") as log:
-                log.seek(self.offset)
-                text = log.read(size - self.offset)
-        except FileNotFoundError:
-            return self.last
-        cut = text.rfind(b"\n") + 1  # a line still being written is read next time
-        matches = self.pattern.findall(text[:cut])
-        if matches:
-            self.last = matches[-1].decode()
-        self.offset += cut
-        return self.last
+def acquired_text(runs: list[BeatRun]) -> str | None:
+    """When the newest run of a beat acquired the lock, as its log wrote it (None: not yet)."""
+    acquired = runs[-1].acquired if runs else None
+    return acquired.astimezone().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] if acquired else None
 
 
 def upstream_servers(conf: str) -> list[str]:
@@ -324,7 +294,7 @@ class Collector:
         self.inspect_timeout = inspect_timeout
         self.redis = redis.Redis.from_url(cluster.redis_url, socket_timeout=1, socket_connect_timeout=1)
         self._celery = None
-        self._beat_logs: dict[str, LogFollower] = {}
+        self._beat_logs: dict[str, BeatLog] = {}  # each beat's and worker's log (a worker may embed a beat)
 
     @property
     def celery(self):
@@ -377,23 +347,27 @@ class Collector:
             snapshot.inspect_error = f"{type(exc).__name__}: {exc}"
         snapshot.workers = [celery_worker(ref, tasks.get(ref.pid), now) for ref in refs]
 
+    def _beat_runs(self, ref: ProcfileRef) -> list[BeatRun]:
+        log = self._beat_logs.setdefault(ref.name, BeatLog(ref.name, Path(self.cluster.logs_dir) / f"{ref.name}.log"))
+        return log.read()
+
     def _collect_beat(self, snapshot: Snapshot) -> None:
         refs = [ref for ref in self.cluster.processes if ref.kind == "beat"]
         if not refs:
             return
+        runs = [run for ref in self.cluster.processes if ref.kind == "worker" for run in self._beat_runs(ref)]
         for ref in refs:
-            follower = self._beat_logs.setdefault(
-                ref.name, LogFollower(Path(self.cluster.logs_dir) / f"{ref.name}.log", ACQUIRED_LINE)
-            )
             state, _ = process_state(ref.pid)
-            snapshot.beats.append(BeatProcess(ref.name, ref.pid, state, follower.last_match()))
+            beat_runs = self._beat_runs(ref)
+            runs += beat_runs
+            snapshot.beats.append(BeatProcess(ref.name, ref.pid, state, acquired_text(beat_runs)))
         try:
             snapshot.locks = redbeat_locks(self.redis)
         except redis.RedisError as exc:
             snapshot.redis_error = f"{type(exc).__name__}: {exc}"
             return
-        if snapshot.locks:
-            snapshot.locks[0].holder = holder_from_logs(snapshot.beats)
+        for lock in snapshot.locks:
+            lock.holder = holder_of(lock.token, runs)
 
     def _load_balancer(self) -> LoadBalancer:
         cluster = self.cluster

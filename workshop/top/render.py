@@ -90,17 +90,17 @@ def lock_text(snapshot: Snapshot) -> str:
     for lock in snapshot.locks:
         ttl = f"ttl {lock.ttl_s:g} s" if lock.ttl_s is not None else "no ttl"
         holder = (
-            f", by {lock.holder} (the last live beat whose log says 'Acquired lock')"
+            f", by {lock.holder} (the beat run that made its token)"
             if lock.holder
-            else " (no live beat's log says it acquired it)"
+            else " (its token matches no beat run in the logs)"
         )
         lines.append(f"{lock.key} held ({ttl}){holder}")
     return "\n".join(lines)
 
 
 def beat_table(snapshot: Snapshot) -> Table:
-    table = Table(title="Beat (RedBeat lock in Redis; holder from the beats' logs)", title_justify="left")
-    for column in ("beat", "pid", "state", "last 'Acquired lock' in its log", "lock"):
+    table = Table(title="Beat (RedBeat's lock in Redis; its holder named by the lock's token)", title_justify="left")
+    for column in ("beat", "pid", "state", "acquired the lock (its log)", "lock"):
         table.add_column(column)
     holder = snapshot.locks[0].holder if snapshot.locks else None
     for beat in snapshot.beats:

@@ -82,6 +82,10 @@ def _import(lab: Lab, files_dir: Path, modules: list[str], earlier_files: dict[s
             "CMS_SETTINGS_LAYERS": ",".join(settings_modules(lab)),
             "CMS_DATA_DIR": scratch,
             "DATABASE_URL": f"sqlite:///{scratch}/precheck.sqlite3",
+            # what every process of a cluster finds in its environment (nothing connects here)
+            "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:1/0",
+            "CMS_NODE_NAME": "precheck",
+            "CMS_NODE_DIR": scratch,
         }
         result = subprocess.run(
             [str(PYTHON), "-c", _IMPORT_PROBE, str(files_dir.resolve()), *modules],

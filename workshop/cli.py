@@ -152,9 +152,10 @@ def sweep(
         )
     records = [dataclasses.asdict(row) for row in rows]
     table = Table(title=f"Lab {lab.code}: up to {tasks} tasks per run, {repeats} run(s) per setting")
-    for column in records[0]:
+    shown = scenario.sweep_display(rows) if hasattr(scenario, "sweep_display") else records
+    for column in shown[0]:
         table.add_column(column.replace("_", " "))
-    for record in records:
+    for record in shown:
         table.add_row(*("unlimited" if value is None else str(value) for value in record.values()))
     console.print(table)
     for note in getattr(scenario, "sweep_notes", lambda rows: [])(rows):

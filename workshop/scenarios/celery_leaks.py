@@ -430,6 +430,23 @@ def run_sweep(
         shutil.rmtree(starter, ignore_errors=True)
 
 
+def sweep_display(rows: list[SweepRow]) -> list[dict[str, str]]:
+    """The rows as `workshop sweep` prints them: the spread of the runs beside the median."""
+    return [
+        {
+            "--max-tasks-per-child": "unlimited" if row.max_tasks_per_child is None else str(row.max_tasks_per_child),
+            "renders per run": str(row.tasks),
+            "runs": str(row.repeats),
+            "tasks/s (median)": f"{row.tasks_per_second:.0f}",
+            "slowest-fastest": f"{row.tasks_per_second_min:.0f}-{row.tasks_per_second_max:.0f}",
+            "children": str(row.children),
+            "peak child RSS": f"{row.peak_child_rss_mib:.0f} MiB",
+            "limit reached": "-" if row.max_tasks_per_child is None else ("yes" if row.recycled else "NO"),
+        }
+        for row in rows
+    ]
+
+
 def sweep_notes(rows: list[SweepRow]) -> list[str]:
     """What a reader must know before comparing the rows."""
     notes = [

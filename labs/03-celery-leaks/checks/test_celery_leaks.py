@@ -108,7 +108,7 @@ def test_a_memory_limit_catches_uneven_leaks(cluster, worker, app, failure):
     )
     assert renders_per_child >= MIN_RENDERS_PER_CHILD, failure(
         "memory-safety-net",
-        f"{seen} A fresh child already holds about {mib(min(batch.peak_rss_kib_by_child().values()))}: "
+        f"{seen} A child holds about {mib(min(batch.peak_rss_kib_by_child().values()))} after a single render: "
         f"a limit that replaces children after fewer than {MIN_RENDERS_PER_CHILD} renders each costs a fork "
         "per task or two, like --max-tasks-per-child=1.",
         hint=2,

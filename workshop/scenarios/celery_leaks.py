@@ -344,7 +344,7 @@ class WorkerLoss:
     waited: float  # seconds the check waited for it to come back
 
 
-def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents) -> WorkerLoss:
+def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float = COMES_BACK_WITHIN) -> WorkerLoss:
     """Send the slow render, SIGKILL the whole worker halfway through it (main process and
     children: nothing is left to reject its messages), start a fresh worker as the pod's
     replacement, and watch whether and when the task runs again, and how many times."""
@@ -358,7 +358,7 @@ def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents) -> WorkerLoss
     client = broker(cluster)
     unacked, queued = client.hlen("unacked"), client.llen("celery")
     start_worker(cluster)  # the replacement pod
-    came_back = events.wait(lambda _events: bool(events.runs(result.id, since=killed)), timeout=COMES_BACK_WITHIN)
+    came_back = events.wait(lambda _events: bool(events.runs(result.id, since=killed)), timeout=within)
     waited = time.monotonic() - killed
     back_after = events.runs(result.id, since=killed)[0]["seen_at"] - killed if came_back else None
     if came_back:

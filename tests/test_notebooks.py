@@ -167,10 +167,12 @@ def test_sessions_notebook_measures_every_engine(monkeypatch):
 def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
     monkeypatch.setenv("WORKSHOP_NB_TASKS", "300")
     monkeypatch.setenv("WORKSHOP_NB_SWEEP_TASKS", "40")
+    monkeypatch.setenv("WORKSHOP_NB_SWEEP_REPEATS", "1")
     monkeypatch.setenv("WORKSHOP_NB_LARGE_RENDERS", "60")
     notebook = execute("03-celery-leaks.ipynb", monkeypatch)
     summary = summary_of(notebook)
     assert (summary["tasks"], summary["sweep_tasks"], summary["large_renders"]) == (300, 40, 60), summary
+    assert summary["sweep_repeats"] == 1, summary
     small, large = summary["leak_kib"]["small"], summary["leak_kib"]["large"]
 
     # every batch: every render succeeded
@@ -190,11 +192,15 @@ def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
     assert solution["most_tasks_on_a_child"] <= 400, solution
     assert solution["peak_rss_kib"] <= solution["baseline_kib"] + 450 * small, solution
 
-    # the sweep: every limit, in order; one task per child is the slowest, unlimited keeps 2 children
+    # the sweep: every limit, in order; one task per child is the slowest, unlimited keeps 2 children;
+    # 40 renders reach 1 and 10 (recycled), never 100 or 400, and the rows say so
     sweep = {row["max_tasks_per_child"]: row for row in summary["sweep"]}
     assert list(sweep) == [1, 10, 100, 400, None], summary["sweep"]
     assert sweep[1]["tasks_per_second"] < sweep[None]["tasks_per_second"], summary["sweep"]
     assert sweep[1]["children"] > sweep[None]["children"] == 2, summary["sweep"]
+    assert sweep[1]["recycled"] and sweep[10]["recycled"], summary["sweep"]
+    assert not sweep[100]["recycled"] and not sweep[400]["recycled"], summary["sweep"]
+    assert all(row["tasks_per_second_min"] <= row["tasks_per_second_max"] for row in summary["sweep"]), sweep
 
     # full-HD renders: a count alone lets the busier child (>= 30 renders) keep every frame (one of slack);
     # the memory limit (256 MiB, checked after each task) replaces children and stays below 300 MiB
@@ -211,6 +217,23 @@ def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
     assert kill["acks_late_only"]["state"] == "FAILURE" and "WorkerLostError" in kill["acks_late_only"]["error"], kill
     assert kill["solution"]["state"] == "SUCCESS", kill
     assert kill["solution"]["ran_on"] != kill["solution"]["killed_pid"], kill
+
+    # a task that kills every child: given back forever by step 5's fix, given up after a retry by the solution
+    poison = summary["poison"]
+    assert poison["step5"]["runs"] > poison["max_runs"] and poison["step5"]["state"] is None, poison
+    assert poison["step5"]["rejected"] >= poison["max_runs"], poison
+    assert 2 <= poison["solution"]["runs"] <= poison["max_runs"] and poison["solution"]["state"] == "FAILURE", poison
+
+    # the whole worker lost: held for an hour with the default timeout; back once with the solution's
+    lost = summary["lost"]
+    assert lost["step5"]["unacked_after_kill"] >= 1 and lost["step5"]["back_after"] is None, lost
+    assert lost["solution"]["back_after"] is not None and lost["solution"]["back_after"] <= lost["within"], lost
+    assert (lost["solution"]["runs_before_kill"], lost["solution"]["runs_after_kill"]) == (1, 1), lost
+    assert lost["solution"]["state"] == "SUCCESS", lost
+    # prefetch: the dead worker had reserved every render with the default multiplier, two with 1
+    stranded = summary["stranded"]
+    assert stranded["multiplier_4"]["unacked"] > stranded["multiplier_1"]["unacked"] == 2, stranded
+    assert stranded["multiplier_1"]["queued"] == stranded["multiplier_1"]["renders"] - 2, stranded
 
     assert images_in(notebook) == 5, "expected the two RSS charts, the two sweep charts and the safety net"
 

@@ -132,7 +132,8 @@ def demo(lab_name: str = LAB_ARG, solution: bool = SOLUTION_OPT) -> None:
 @app.command()
 def sweep(
     lab_name: str = LAB_ARG,
-    tasks: int = typer.Option(1000, "--tasks", min=10, help="renders per setting"),
+    tasks: int = typer.Option(1000, "--tasks", min=10, help="renders per run (enough for every limit to be reached)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, max=10, help="runs per setting: their spread is the noise"),
     json_out: Path = typer.Option(None, "--json", help="write the rows as JSON here"),
     csv_out: Path = typer.Option(None, "--csv", help="write the rows as CSV here"),
 ) -> None:
@@ -148,14 +149,19 @@ def sweep(
         errors.print(f"[red]error:[/red] lab {lab.code} has no sweep (lab 03 has one)")
         raise typer.Exit(2)
     with console.status("sweeping...") as status:
-        rows = scenario.run_sweep(lab, tasks, progress=lambda value: status.update(f"sweeping: {value}..."))
+        rows = scenario.run_sweep(
+            lab, tasks, repeats=repeats, progress=lambda value: status.update(f"sweeping: {value}...")
+        )
     records = [dataclasses.asdict(row) for row in rows]
-    table = Table(title=f"Lab {lab.code}: {tasks} tasks per setting")
-    for column in records[0]:
+    table = Table(title=f"Lab {lab.code}: up to {tasks} tasks per run, {repeats} run(s) per setting")
+    shown = scenario.sweep_display(rows) if hasattr(scenario, "sweep_display") else records
+    for column in shown[0]:
         table.add_column(column.replace("_", " "))
-    for record in records:
+    for record in shown:
         table.add_row(*("unlimited" if value is None else str(value) for value in record.values()))
     console.print(table)
+    for note in getattr(scenario, "sweep_notes", lambda rows: [])(rows):
+        console.print(f"  {note}")
     if json_out:
         json_out.write_text(json.dumps(records, indent=2))
     if csv_out:

@@ -51,6 +51,7 @@ CLUSTER_LABS = [pytest.param(lab, id=lab.slug, marks=[pytest.mark.cpu] if lab.cp
 
 
 @pytest.mark.cluster
+@pytest.mark.timeout(1800)  # the starter, the solution and every fix of the corpus, one after the other
 @pytest.mark.parametrize("lab", CLUSTER_LABS)
 def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab, record_property):
     """Every step's own check fails in its assertion on the starter and passes on the

@@ -299,7 +299,10 @@ def lint(lab: Lab, labs_dir: Path | None = None) -> list[str]:
         extra = {
             str(p.relative_to(lab.solution_path))
             for p in lab.solution_path.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts
+            if p.is_file()
+            and "__pycache__" not in p.parts
+            # the corpus of wrong fixes and alternatives, laid over the solution
+            and p.relative_to(lab.solution_path).parts[0] not in ("wrong_fixes", "alternatives")
         } - set(lab.edit)
         if extra:
             problems.append(f"solutions/{lab.slug}/ has files that are not editable: {sorted(extra)}")

@@ -169,6 +169,12 @@ class TcpLoadBalancer:
             return self.endpoints[self._next]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._proxy(reader, writer)
+        except asyncio.CancelledError:  # the Service stops: drop the connection, quietly
+            writer.transport.abort()
+
+    async def _proxy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client_port = writer.get_extra_info("peername")[1]
         chosen = self._choose()
         with self.lock:
@@ -190,7 +196,7 @@ class TcpLoadBalancer:
             with self.lock:
                 self.open_connections[pod] -= 1
             for side in (writer, up_writer):
-                side.close()
+                side.transport.abort() if side.transport.is_closing() else side.close()
 
     @staticmethod
     async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -210,9 +216,10 @@ class TcpLoadBalancer:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)

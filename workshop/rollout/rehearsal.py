@@ -502,7 +502,9 @@ class LoadGenerator:
                     request.status = response.status
                     request.served_by = response.getheader("X-Served-By")
                     self._attribute(request, client_port)
-                    if fresh or response.will_close:
+                    if fresh:
+                        conn.close()
+                    elif response.will_close:  # the server said Connection: close
                         conn.close()
                         kept = None
                     else:
@@ -510,7 +512,8 @@ class LoadGenerator:
                     break
                 except (http.client.HTTPException, OSError) as exc:
                     conn.close()
-                    kept = None if not fresh else kept
+                    if not fresh:
+                        kept = None
                     if client_port is not None:
                         self._attribute(request, client_port)
                     if reused and attempt == 1 and isinstance(exc, (http.client.RemoteDisconnected, ConnectionError)):

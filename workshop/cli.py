@@ -71,11 +71,19 @@ def start(
     solution: bool = SOLUTION_OPT,
 ) -> None:
     """Run the lab's topology and print its URLs; Ctrl-C stops every process."""
+    import importlib
+
     from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
     from workshop.procfile import ProcfileError
     from workshop.topology import Cluster
 
     lab = resolve_lab(lab_name)
+    try:
+        scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
+    except ModuleNotFoundError:
+        scenario = None
+    if hasattr(scenario, "start"):  # a lab that runs something else than nodes (lab 05: its pods)
+        raise typer.Exit(scenario.start(lab, lab_files_dir(lab, variant_of(solution)), console, errors))
     raise_keyboard_interrupt_on_sigterm()
     cluster = Cluster(lab, files_dir=lab_files_dir(lab, variant_of(solution)), nodes=nodes)
     try:

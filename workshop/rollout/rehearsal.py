@@ -828,7 +828,7 @@ class Rehearsal:
     def describe_pods(self) -> list[dict]:
         pods = []
         for pod in self.pods:
-            if pod.gone.is_set() and not pod.in_service:
+            if pod.gone.is_set():
                 continue
             pods.append(
                 {

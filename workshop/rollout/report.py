@@ -39,7 +39,8 @@ def print_summary(timeline: Timeline, console: Console) -> dict:
         f"{settings.get('replicas')} replicas, maxSurge {settings.get('max_surge')}, maxUnavailable "
         f"{settings.get('max_unavailable')}, grace {settings.get('grace_seconds')} s{stop}{lags}"
     )
-    table = Table(title="Each rolling update: the requests due from its start until its last old pod exited")
+    console.print("Each rolling update: the requests due from its start until its last old pod exited.")
+    table = Table(title="Rolling updates under load")
     for column in ("rollout", "seconds", "requests", "rate /s", "failed"):
         table.add_column(column, justify="right")
     for number, rollout in enumerate(summary["rollouts"], start=1):

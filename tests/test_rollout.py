@@ -331,3 +331,81 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
     time.sleep(0.5)
     left = [p.pid for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"still running after Ctrl-C: {left}"
+
+
+def test_top_renders_a_rehearsals_pods_and_load_balancer():
+    from rich.console import Console
+
+    from workshop.top.collect import Snapshot
+    from workshop.top.render import render
+
+    pod = {
+        "name": "cms-r2-4",
+        "state": "waiting for its gate",
+        "registered": False,
+        "gates": {"target-health.elbv2.k8s.aws/k8s-workshop-cms-x": False},
+        "containers": [
+            {
+                "name": "uwsgi",
+                "pid": 11,
+                "running": True,
+                "ready": True,
+                "probe": "GET /login/: 200",
+                "stop_signal": "SIGTERM",
+            },
+            {
+                "name": "nginx",
+                "pid": 12,
+                "running": True,
+                "ready": True,
+                "probe": "GET /nginx-health: 200",
+                "stop_signal": "SIGQUIT",
+            },
+        ],
+        "uwsgi": None,
+    }
+    service = {
+        "kind": "alb",
+        "registration_lag": 8.0,
+        "deregistration_lag": 3.0,
+        "registered": {"cms-r1-1": 1},
+        "pending": [{"in_s": 5.5, "action": "add", "pod": "cms-r2-4"}],
+        "open_connections": {},
+    }
+    data = {
+        "run": "r",
+        "lab": "05",
+        "title": "t",
+        "taken_at": "now",
+        "nodes": [],
+        "workers": [],
+        "beats": [],
+        "locks": [],
+        "pods": [pod],
+        "service": service,
+    }
+    snapshot = Snapshot.from_dict(data)
+    console = Console(file=__import__("io").StringIO(), width=200, color_system=None)
+    console.print(render(snapshot))
+    text = console.file.getvalue()
+    assert "waiting for its gate" in text and "GET /login/: 200" in text and "SIGQUIT" in text
+    assert "the ALB" in text and "add in 5.5 s" in text and "cms-r1-1" in text
+
+
+@pytest.mark.cluster
+def test_workshop_top_finds_a_rehearsal_and_shows_its_pods():
+    from workshop.top.collect import Collector
+    from workshop.top.running import find_running
+
+    with Rehearsal(find_lab("05"), SOLUTION) as rehearsal:
+        rehearsal.publish()
+        collector = Collector(find_running(rehearsal.run_dir.name))
+        try:
+            snapshot = collector.collect()
+        finally:
+            collector.close()
+    assert [pod.name for pod in snapshot.pods] == [pod.name for pod in rehearsal.pods]
+    assert all(pod.state == "ready" and pod.registered for pod in snapshot.pods)
+    assert all(pod.uwsgi is not None and pod.uwsgi.state == "up" for pod in snapshot.pods)
+    assert {c.probe for pod in snapshot.pods for c in pod.containers} == {"GET /login/: 200", "GET /nginx-health: 200"}
+    assert snapshot.service["kind"] == "l4" and set(snapshot.service["registered"]) == {p.name for p in snapshot.pods}

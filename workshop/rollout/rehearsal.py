@@ -412,13 +412,19 @@ class LoadGenerator:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        """The senders first (each builds its clients: an httpx client costs milliseconds of
+        CPU), then the schedule: no request is due before every sender is there to send it."""
         work = self._work_l4 if self.service else self._work
-        self.threads = [threading.Thread(target=self._schedule, name="load-scheduler", daemon=True)]
-        self.threads += [
-            threading.Thread(target=work, name=f"load-{i}", daemon=True) for i in range(self.shape.workers)
-        ]
+        self._ready = threading.Semaphore(0)
+        self.threads = [threading.Thread(target=work, name=f"load-{i}", daemon=True) for i in range(self.shape.workers)]
         for thread in self.threads:
             thread.start()
+        deadline = time.monotonic() + 30
+        for _ in self.threads:
+            self._ready.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        scheduler = threading.Thread(target=self._schedule, name="load-scheduler", daemon=True)
+        scheduler.start()
+        self.threads.append(scheduler)
 
     def stop(self, timeout: float = 15) -> None:
         self.stopping.set()
@@ -453,6 +459,7 @@ class LoadGenerator:
         clock = self.clock
         timeout = httpx.Timeout(self.shape.slow_seconds + 30, connect=5)
         with httpx.Client(timeout=timeout) as keep_alive, httpx.Client(timeout=timeout) as fresh:
+            self._ready.release()
             while (item := self._next()) is not None:
                 due, path, connection = item
                 client, headers = (fresh, {"Connection": "close"}) if connection == "fresh" else (keep_alive, {})
@@ -484,6 +491,7 @@ class LoadGenerator:
         host, port = self.url.removeprefix("http://").split(":")
         timeout = self.shape.slow_seconds + 30
         kept: http.client.HTTPConnection | None = None  # this sender's keep-alive connection
+        self._ready.release()
         while (item := self._next()) is not None:
             due, path, connection = item
             request = Request(start=self.clock.now(), end=0.0, path=path, connection=connection, due=due)

@@ -28,6 +28,13 @@ LAB = load_lab(Path(__file__).resolve().parents[1])
 ALB_REPLICAS = 1  # the AWS docs' case: few replicas, new pods Ready before the ALB sends them anything
 ALB_RATE = 40.0  # requests per second: the same per pod as 120 over 3 pods
 BEFORE, AFTER = 1.0, 0.5  # seconds of load before the rolling update and after its last old pod exited
+SIGTERM_CHECK = "test_sigterm_lets_requests_in_flight_finish"
+REGRESSION_CHECK = "test_sessions_survive_a_rolling_update"
+
+
+def selected(request, name: str) -> bool:
+    """Does this session run that check (`workshop check 05 --step ...` runs one)?"""
+    return any(item.name == name for item in request.session.items)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +43,8 @@ def rehearsal(request):
     files = Path(option).resolve() if option else LAB.path
     earlier = parse_earlier_files(request.config.getoption("--earlier-files"))
     with Rehearsal(LAB, files, earlier_files=earlier) as running:
-        running.spare = running.create_pod(in_service=False)
+        # started with the others only when the SIGTERM check runs: it needs a pod of its own
+        running.spare = running.create_pod(in_service=False) if selected(request, SIGTERM_CHECK) else None
         yield running
 
 
@@ -65,9 +73,12 @@ def witness(rehearsal):
 
 
 @pytest.fixture(scope="session")
-def timeline(rehearsal, witness):
-    """One rolling update of every replica through kube-proxy's Service, under steady load."""
+def timeline(request, rehearsal):
+    """One rolling update of every replica through kube-proxy's Service, under steady load
+    (after the witness logged in, when lab 02's regression check runs)."""
     assert rehearsal.lb_kind == "l4", "the kube-proxy rollout runs before the ALB one"
+    if selected(request, REGRESSION_CHECK):
+        request.getfixturevalue("witness")
     return rehearsal.run(rollouts=1, before=BEFORE, after=AFTER)
 
 

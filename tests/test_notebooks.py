@@ -254,7 +254,7 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
 
 @pytest.mark.cluster
 @pytest.mark.timeout(1200)
-def test_rollouts_notebook_shows_the_failures_and_the_fix(monkeypatch):
+def test_rollouts_notebook_05_shows_the_failures_and_the_fix(monkeypatch):
     monkeypatch.setenv("WORKSHOP_NB_REPLICAS", "3")
     notebook = execute("05-uwsgi-rollouts.ipynb", monkeypatch)
     summary = summary_of(notebook)

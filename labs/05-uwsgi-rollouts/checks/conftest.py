@@ -1,8 +1,8 @@
 """One rehearsal for every lab 05 check of a session (starting services and pods costs
 seconds; the checks read what one run recorded):
 
-- `rehearsal`: the services, 3 pods of your Deployment behind the load balancer, and a
-  pod out of the Service for the SIGTERM check (`rehearsal.spare`), started with them;
+- `rehearsal`: the services, 3 pods of your Deployment behind the load balancer, and (when
+  the SIGTERM check runs) a pod out of the Service for it (`rehearsal.spare`), started with them;
 - `witness`: a user logged in before any rolling update (lab 02's regression check);
 - `timeline`: one rolling update of the 3 pods under load, through the Service as
   kube-proxy makes it (connection by connection, as on kind: lags 1 s / 3 s);
@@ -22,9 +22,13 @@ import pytest
 from workshop.client import CMSClient
 from workshop.curriculum import load_lab
 from workshop.pytest_plugin import parse_earlier_files
-from workshop.rollout.rehearsal import LoadShape, Rehearsal
+from workshop.rollout.rehearsal import Lags, LoadShape, Rehearsal
 
 LAB = load_lab(Path(__file__).resolve().parents[1])
+# The load balancers' lags (registration, deregistration), the checks' own: kube-proxy takes
+# about a second; the ALB registers a target and health-checks it (tens of seconds on AWS).
+SERVICE_LAGS = Lags(registration=1.0, deregistration=3.0)
+ALB_LAGS = Lags(registration=8.0, deregistration=3.0)
 ALB_REPLICAS = 1  # the AWS docs' case: few replicas, new pods Ready before the ALB sends them anything
 ALB_RATE = 40.0  # requests per second: the same per pod as 120 over 3 pods
 BEFORE, AFTER = 1.0, 0.5  # seconds of load before the rolling update and after its last old pod exited
@@ -42,7 +46,7 @@ def rehearsal(request):
     option = request.config.getoption("--lab-files")
     files = Path(option).resolve() if option else LAB.path
     earlier = parse_earlier_files(request.config.getoption("--earlier-files"))
-    with Rehearsal(LAB, files, earlier_files=earlier) as running:
+    with Rehearsal(LAB, files, earlier_files=earlier, lb="l4", lags=SERVICE_LAGS) as running:
         # started with the others only when the SIGTERM check runs: it needs a pod of its own
         running.spare = running.create_pod(in_service=False) if selected(request, SIGTERM_CHECK) else None
         yield running
@@ -86,5 +90,5 @@ def timeline(request, rehearsal):
 def alb_timeline(rehearsal):
     """Then one pod behind the ALB, rolled once more under load."""
     rehearsal.scale(ALB_REPLICAS)
-    rehearsal.use_load_balancer("alb")
+    rehearsal.use_load_balancer("alb", ALB_LAGS)
     return rehearsal.run(rollouts=1, before=BEFORE, after=AFTER, shape=LoadShape(rate=ALB_RATE))

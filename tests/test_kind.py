@@ -182,7 +182,9 @@ def test_the_report_of_a_clean_rollout(recorded):
     assert summary["rollouts"] == [{"seconds": 22.6, "requests": 453, "rate": 20.0, "failed": 0}]  # 1.9 to 24.5
     text = render(timeline)
     assert "3 replicas, maxSurge 1, maxUnavailable 0, grace 20 s\n" in text  # no LB lags on a real cluster
-    assert "requests 520, ok 520, 5xx 0, connection errors 0" in text
+    # the whole run and each rolling update are two windows, and the summary names them
+    assert "The whole run" in text and "requests 520, ok 520, failed 0 (5xx 0, connection errors 0)" in text
+    assert "Each rolling update: the requests due from its start until its last old pod exited" in text
     assert "zero failed requests" in text
     assert "Pod events" in text
     rows = [line.split("│")[1:5] for line in text.splitlines() if line.startswith("│") and "cms-" in line]
@@ -219,7 +221,7 @@ def test_failures_are_classified_from_the_pod_events(recorded):
     summary = timeline.summary()
     assert summary["failed"] == 6 and summary["http_5xx"] == 3 and summary["connection_errors"] == 3
     text = render(timeline)
-    assert "Failed requests by class" in text and "zero failed requests" not in text
+    assert "Failed requests of the whole run, by class" in text and "zero failed requests" not in text
 
 
 def test_the_timeline_json_keeps_the_pod_events(recorded, tmp_path):

@@ -44,6 +44,11 @@ AWS = K8S / "aws"
 LAB = ROOT / "labs" / "05-uwsgi-rollouts"
 SOLUTION = ROOT / "solutions" / "05-uwsgi-rollouts"
 DEPLOYMENTS = {"starter": LAB / "k8s" / "deployment.yaml", "solution": SOLUTION / "k8s" / "deployment.yaml"}
+# The namespace of the AWS variant is a file of the lab (step 6 labels it): k8s/aws/ holds the rest.
+AWS_NAMESPACES = {
+    "starter": LAB / "k8s" / "aws" / "00-namespace.yaml",
+    "solution": SOLUTION / "k8s" / "aws" / "00-namespace.yaml",
+}
 NAMESPACE = "workshop"
 CMS_IMAGE = "cms:workshop"  # built and loaded by `workshop kind build`, never pulled
 LAB_DEFAULT_MARKER = "workshop-lab-default"
@@ -120,7 +125,12 @@ def where(doc: dict, item: dict | None = None) -> str:
 
 # -- strict validation against the cluster's Kubernetes version ---------------------------------
 
-MANIFESTS = [*sorted(K8S.glob("*.yaml")), *sorted(AWS.glob("*.yaml")), *DEPLOYMENTS.values()]
+MANIFESTS = [
+    *sorted(K8S.glob("*.yaml")),
+    *sorted(AWS.glob("*.yaml")),
+    *DEPLOYMENTS.values(),
+    *AWS_NAMESPACES.values(),
+]
 
 
 def validation_errors(doc: dict) -> list[str]:
@@ -449,7 +459,13 @@ def pre_stop(item: dict) -> PreStop | None:
 
 
 def pre_stop_problems(deployment: dict) -> list[str]:
-    return [f"container {c['name']}: no preStop hook" for c in containers(deployment) if pre_stop(c) is None]
+    problems = [f"container {c['name']}: no preStop hook" for c in containers(deployment) if pre_stop(c) is None]
+    waits = {c["name"]: hook.seconds for c in containers(deployment) if (hook := pre_stop(c))}
+    if "nginx" in waits and "uwsgi" in waits and waits["nginx"] >= waits["uwsgi"]:
+        # through kube-proxy a keep-alive client stays on its pod: nginx must stop taking
+        # requests (its SIGQUIT) before uWSGI refuses them (q)
+        problems.append(f"the nginx preStop ({waits['nginx']:g} s) does not end before uWSGI's ({waits['uwsgi']:g} s)")
+    return problems
 
 
 def grace_problems(deployment: dict, slowest_request: float) -> list[str]:
@@ -630,14 +646,22 @@ def test_the_migrations_run_as_a_job():
     assert "django migrate" in command and container(job, "migrate")["image"] == CMS_IMAGE
 
 
+def aws_namespace(variant: str = "solution") -> dict:
+    return find(documents(AWS_NAMESPACES[variant]), "Namespace", NAMESPACE)
+
+
 def test_the_aws_variant_has_the_readiness_gate_and_an_ip_target_alb():
-    docs = all_documents(AWS)
-    namespace, ingress = find(docs, "Namespace", NAMESPACE), find(docs, "Ingress", "cms")
-    assert not aws_problems(namespace, ingress, solution(), SLOW_SECONDS)
-    assert (
-        "elbv2.k8s.aws/pod-readiness-gate-inject"
-        not in find(all_documents(K8S), "Namespace", NAMESPACE)["metadata"]["labels"]
-    ), "the readiness gate label belongs to the AWS variant only: on kind no pod would ever be Ready"
+    ingress = find(all_documents(AWS), "Ingress", "cms")
+    assert not aws_problems(aws_namespace(), ingress, solution(), SLOW_SECONDS)
+    # the starter's AWS namespace lacks only the label (step 6); kind's namespace is the same namespace
+    starter, kind_namespace = aws_namespace("starter"), find(all_documents(K8S), "Namespace", NAMESPACE)
+    labelled = copy.deepcopy(starter)
+    labelled["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] = "enabled"
+    assert aws_problems(starter, ingress, solution(), SLOW_SECONDS) and labelled == aws_namespace()
+    assert kind_namespace == starter
+    # no Deployment writes a readiness gate itself: on kind nothing would set it, and no pod would be Ready
+    for path in DEPLOYMENTS.values():
+        assert "readinessGates" not in pod_spec(documents(path)[0])
 
 
 # -- teeth: each rule reports a broken copy of the good manifest ------------------------------------
@@ -660,7 +684,11 @@ def break_pre_stop(d):
 
 
 def break_grace(d):
-    pod_spec(d)["terminationGracePeriodSeconds"] = 10
+    pod_spec(d)["terminationGracePeriodSeconds"] = 6
+
+
+def break_sidecar_order(d):
+    container(d, "nginx")["lifecycle"]["preStop"] = {"exec": {"command": ["/bin/sh", "-c", "sleep 10"]}}
 
 
 def break_strategy(d):
@@ -697,6 +725,7 @@ WEB_BREAKAGES = {
     break_uwsgi_probe_path: lambda d: readiness_problems(d, nginx_conf()),
     break_nginx_probe_path: lambda d: readiness_problems(d, nginx_conf()),
     break_pre_stop: pre_stop_problems,
+    break_sidecar_order: pre_stop_problems,
     break_grace: lambda d: grace_problems(d, SLOW_SECONDS),
     break_strategy: strategy_problems,
     break_read_only: security_problems,
@@ -752,7 +781,7 @@ def test_the_worker_and_beat_rules_report_a_missing_flag_and_one_beat():
 @pytest.mark.parametrize("breakage", ["label", "target-type", "healthcheck", "delay"])
 def test_the_aws_rule_reports_a_broken_variant(breakage):
     docs = all_documents(AWS)
-    namespace, ingress = copy.deepcopy(find(docs, "Namespace", NAMESPACE)), copy.deepcopy(find(docs, "Ingress", "cms"))
+    namespace, ingress = copy.deepcopy(aws_namespace()), copy.deepcopy(find(docs, "Ingress", "cms"))
     annotations = ingress["metadata"]["annotations"]
     if breakage == "label":
         del namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"]

@@ -281,7 +281,7 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
 @pytest.mark.cluster
 @pytest.mark.cpu
 @pytest.mark.timeout(1200)
-def test_rollouts_notebook_shows_the_failures_and_the_fix(monkeypatch):
+def test_rollouts_notebook_05_shows_the_failures_and_the_fix(monkeypatch):
     monkeypatch.setenv("WORKSHOP_NB_REPLICAS", "3")
     notebook = execute("05-uwsgi-rollouts.ipynb", monkeypatch)
     summary = summary_of(notebook)
@@ -301,6 +301,11 @@ def test_rollouts_notebook_shows_the_failures_and_the_fix(monkeypatch):
     assert solution["slow_in_flight_at_shutdown_ok"] == solution["slow_in_flight_at_shutdown"], solution
     assert all(rollout["failed"] == 0 and rollout["requests"] > 0 for rollout in solution["rollouts"]), solution
 
-    # the starter and solution timelines, and yours when your files ran
-    expected = 2 + (summary["yours"] is not None)
+    # behind the ALB: without the readiness gate requests find no registered target; with it, none fails
+    alb = summary["alb"]
+    assert alb["no gate"]["failures_by_class"]["no-target"] > 0, alb["no gate"]
+    assert alb["readiness gate"]["failed"] == 0, alb["readiness gate"]
+
+    # the starter, solution and no-gate timelines, and yours when your files ran
+    expected = 3 + (summary["yours"] is not None)
     assert images_in(notebook) == expected, f"expected {expected} charts, got {images_in(notebook)}"

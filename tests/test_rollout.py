@@ -1,19 +1,25 @@
-"""The lab 05 rehearsal: manifest parsing, the per-pod path/port mapping, the rolling
-update arithmetic, the summary of a recorded timeline, and a clean stop on Ctrl-C."""
+"""The lab 05 rehearsal: manifest parsing (stop signals, readiness gates), the per-pod
+path/port mapping, the rolling update arithmetic, the summary of a recorded timeline (due
+times, windows, failure classes), the kube-proxy-like Service, and a clean stop on Ctrl-C."""
 
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from workshop.curriculum import find_lab
 from workshop.paths import BIN_DIR, ROOT
-from workshop.rollout.manifest import ManifestError, load_deployment, surge_and_unavailable
+from workshop.rollout.lb import TcpLoadBalancer
+from workshop.rollout.manifest import ManifestError, gate_injection, load_deployment, surge_and_unavailable
+from workshop.rollout.rehearsal import Rehearsal
 from workshop.rollout.render import PodLayout
 from workshop.rollout.timeline import Event, Request, Timeline
 
@@ -36,9 +42,44 @@ def test_the_solution_manifest_is_read_with_every_field():
     assert (uwsgi.readiness.kind, uwsgi.readiness.path, uwsgi.readiness.port) == ("httpGet", "/login/", 8000)
     assert (nginx.readiness.path, nginx.readiness.port, nginx.readiness.period) == ("/nginx-health", 8080, 1)
     assert uwsgi.pre_stop.command[-1] == "sleep 5; echo q > /run/uwsgi/uwsgififo"
-    assert (uwsgi.pre_stop.seconds, nginx.pre_stop.seconds) == (5, 10)
+    assert (uwsgi.pre_stop.seconds, nginx.pre_stop.seconds) == (5, 4)  # the sidecar stops taking requests first
+    # the runtime sends each image's STOPSIGNAL: SIGQUIT (graceful) for the nginx images, SIGTERM for cms
+    assert (uwsgi.stop_signal, nginx.stop_signal) == (signal.SIGTERM, signal.SIGQUIT)
+    assert deployment.readiness_gates == () and deployment.min_ready_seconds == 0
     assert uwsgi.mounts == {"/run/uwsgi": "uwsgi-run", "/tmp": "uwsgi-tmp"}  # configMap mounts are not mapped
     assert nginx.mounts == {"/tmp": "tmp"}
+
+
+def test_lifecycle_stop_signal_overrides_the_images(tmp_path):
+    text = (SOLUTION / "k8s" / "deployment.yaml").read_text()
+    nginx_hook = (
+        "          lifecycle:\n            preStop:\n              exec:\n"
+        '                command: ["/bin/sh", "-c", "sleep 4"]'
+    )
+    assert nginx_hook in text
+    path = write(tmp_path, text.replace(nginx_hook, nginx_hook + "\n            stopSignal: SIGTERM"))
+    assert load_deployment(path).container("nginx").stop_signal == signal.SIGTERM
+    path = write(tmp_path, text.replace(nginx_hook, nginx_hook + "\n            stopSignal: SIGNOPE"))
+    with pytest.raises(ManifestError, match="stopSignal"):
+        load_deployment(path)
+
+
+def test_the_aws_namespace_asks_for_the_readiness_gate_in_the_solution_only():
+    assert gate_injection(SOLUTION) and not gate_injection(LAB)
+
+
+def test_a_readiness_gate_nothing_sets_is_refused_before_anything_starts(tmp_path):
+    text = (SOLUTION / "k8s" / "deployment.yaml").read_text()
+    gated = text.replace(
+        "      automountServiceAccountToken: false",
+        "      readinessGates:\n        - conditionType: target-health.elbv2.k8s.aws/cms\n"
+        "      automountServiceAccountToken: false",
+    )
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "deployment.yaml").write_text(gated)
+    for lb in ("l4", "alb"):  # on kind nothing sets it; behind the ALB only its own binding's name is set
+        with pytest.raises(ManifestError, match="no pod would ever be Ready"):
+            Rehearsal(find_lab("05"), tmp_path, lb=lb)
 
 
 def test_the_starter_manifest_gets_the_kubernetes_defaults():
@@ -163,11 +204,95 @@ def test_the_summary_counts_failures_by_class():
         "in-flight-at-shutdown": 1,
         "after-termination": 1,
         "not-serving-yet": 1,
+        "no-target": 0,
         "other": 1,
     }
     assert (summary["slow_in_flight_at_shutdown"], summary["slow_in_flight_at_shutdown_ok"]) == (1, 0)
     assert summary["rollouts"] == [{"seconds": 20.0, "requests": 6, "rate": 0.3, "failed": 4}]
     assert summary["p50_ms"] == 10.0
+
+
+def test_latencies_and_rollout_windows_run_from_when_requests_were_due():
+    """Coordinated omission: a request that waited 2 s for a free sender took 2 s, and it
+    belongs to the rollout during which it was due, not the one during which it was sent."""
+    requests = [
+        Request(start=9.0, end=9.01, path="/login/", connection="fresh", status=200, pod="a", due=9.0),
+        Request(start=12.0, end=12.01, path="/login/", connection="fresh", status=200, pod="a", due=10.0),
+        Request(start=12.0, end=12.01, path="/login/", connection="fresh", status=200, pod="a", due=11.5),
+    ]
+    timeline = Timeline(requests=requests, rollouts=[(8.0, 11.0), (11.0, 14.0)])
+    summary = timeline.summary()
+    assert [r["requests"] for r in summary["rollouts"]] == [2, 1]
+    assert summary["late_requests"] == 2
+    assert summary["p99_ms"] == 2010.0 and summary["p50_ms"] == 510.0
+
+
+def test_a_request_the_load_balancer_had_no_target_for_is_its_own_class():
+    requests = [Request(start=5.0, end=5.01, path="/login/", connection="fresh", status=503, no_target=True)]
+    assert Timeline(requests=requests, rollouts=[(0.0, 9.0)]).summary()["failures_by_class"]["no-target"] == 1
+
+
+def test_the_sidecars_stop_signal_is_when_a_pod_stops_taking_requests():
+    events = [Event(1.0, "a", "serving"), Event(10.0, "a", "stop-signal", "nginx SIGQUIT")]
+    events.append(Event(11.0, "a", "prestop-end", "uwsgi"))
+    assert Timeline(events=events).shutdown_at("a") == 10.0
+
+
+class Upstream:
+    """A TCP server that answers each line with its name, on one connection as long as the client keeps it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.echo, args=(conn,), daemon=True).start()
+
+    def echo(self, conn):
+        with conn, conn.makefile("rwb") as stream:
+            for _ in stream:
+                stream.write(self.name.encode() + b"\n")
+                stream.flush()
+
+
+def ask(stream) -> str:
+    stream.write(b"?\n")
+    stream.flush()
+    return stream.readline().decode().strip()
+
+
+def test_the_l4_service_keeps_a_connection_on_its_pod_and_sends_new_ones_to_registered_pods(tmp_path):
+    old, new = Upstream("old"), Upstream("new")
+    service = TcpLoadBalancer(tmp_path)
+    service.start()
+    try:
+        service.set_endpoints({"old": old.port})
+        kept = socket.create_connection(("127.0.0.1", service.port))
+        stream = kept.makefile("rwb")
+        assert ask(stream) == "old"
+        assert service.pod_of(kept.getsockname()[1]) == ("old", False)
+        service.set_endpoints({"new": new.port})  # the old pod left the endpoints
+        assert ask(stream) == "old"  # conntrack: an established connection stays with its pod
+        with socket.create_connection(("127.0.0.1", service.port)) as fresh, fresh.makefile("rwb") as second:
+            assert ask(second) == "new"
+        service.set_endpoints({})
+        with socket.create_connection(("127.0.0.1", service.port)) as refused:
+            try:
+                assert refused.recv(1) == b""  # no endpoint: the connection is dropped at once
+            except ConnectionResetError:
+                pass
+            assert service.pod_of(refused.getsockname()[1]) == (None, True)
+        stream.close()
+        kept.close()
+    finally:
+        service.stop()
 
 
 def test_the_json_timeline_round_trips(tmp_path):
@@ -206,3 +331,81 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
     time.sleep(0.5)
     left = [p.pid for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"still running after Ctrl-C: {left}"
+
+
+def test_top_renders_a_rehearsals_pods_and_load_balancer():
+    from rich.console import Console
+
+    from workshop.top.collect import Snapshot
+    from workshop.top.render import render
+
+    pod = {
+        "name": "cms-r2-4",
+        "state": "waiting for its gate",
+        "registered": False,
+        "gates": {"target-health.elbv2.k8s.aws/k8s-workshop-cms-x": False},
+        "containers": [
+            {
+                "name": "uwsgi",
+                "pid": 11,
+                "running": True,
+                "ready": True,
+                "probe": "GET /login/: 200",
+                "stop_signal": "SIGTERM",
+            },
+            {
+                "name": "nginx",
+                "pid": 12,
+                "running": True,
+                "ready": True,
+                "probe": "GET /nginx-health: 200",
+                "stop_signal": "SIGQUIT",
+            },
+        ],
+        "uwsgi": None,
+    }
+    service = {
+        "kind": "alb",
+        "registration_lag": 8.0,
+        "deregistration_lag": 3.0,
+        "registered": {"cms-r1-1": 1},
+        "pending": [{"in_s": 5.5, "action": "add", "pod": "cms-r2-4"}],
+        "open_connections": {},
+    }
+    data = {
+        "run": "r",
+        "lab": "05",
+        "title": "t",
+        "taken_at": "now",
+        "nodes": [],
+        "workers": [],
+        "beats": [],
+        "locks": [],
+        "pods": [pod],
+        "service": service,
+    }
+    snapshot = Snapshot.from_dict(data)
+    console = Console(file=__import__("io").StringIO(), width=200, color_system=None)
+    console.print(render(snapshot))
+    text = console.file.getvalue()
+    assert "waiting for its gate" in text and "GET /login/: 200" in text and "SIGQUIT" in text
+    assert "the ALB" in text and "add in 5.5 s" in text and "cms-r1-1" in text
+
+
+@pytest.mark.cluster
+def test_workshop_top_finds_a_rehearsal_and_shows_its_pods():
+    from workshop.top.collect import Collector
+    from workshop.top.running import find_running
+
+    with Rehearsal(find_lab("05"), SOLUTION) as rehearsal:
+        rehearsal.publish()
+        collector = Collector(find_running(rehearsal.run_dir.name))
+        try:
+            snapshot = collector.collect()
+        finally:
+            collector.close()
+    assert [pod.name for pod in snapshot.pods] == [pod.name for pod in rehearsal.pods]
+    assert all(pod.state == "ready" and pod.registered for pod in snapshot.pods)
+    assert all(pod.uwsgi is not None and pod.uwsgi.state == "up" for pod in snapshot.pods)
+    assert {c.probe for pod in snapshot.pods for c in pod.containers} == {"GET /login/: 200", "GET /nginx-health: 200"}
+    assert snapshot.service["kind"] == "l4" and set(snapshot.service["registered"]) == {p.name for p in snapshot.pods}

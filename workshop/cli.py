@@ -73,11 +73,19 @@ def start(
     solution: bool = SOLUTION_OPT,
 ) -> None:
     """Run the lab's topology and print its URLs; Ctrl-C stops every process."""
+    import importlib
+
     from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
     from workshop.procfile import ProcfileError
     from workshop.topology import Cluster
 
     lab = resolve_lab(lab_name)
+    try:
+        scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
+    except ModuleNotFoundError:
+        scenario = None
+    if hasattr(scenario, "start"):  # a lab that runs something else than nodes (lab 05: its pods)
+        raise typer.Exit(scenario.start(lab, lab_files_dir(lab, variant_of(solution)), console, errors))
     raise_keyboard_interrupt_on_sigterm()
     cluster = Cluster(lab, files_dir=lab_files_dir(lab, variant_of(solution)), nodes=nodes)
     try:
@@ -178,19 +186,46 @@ def rollout(
     replicas: int = typer.Option(None, "--replicas", min=1, max=8, help="pods (default: the Deployment's replicas)"),
     rate: float = typer.Option(120.0, "--rate", min=1, max=400, help="requests per second through the load balancer"),
     rollouts: int = typer.Option(1, "--rollouts", min=1, max=5, help="rolling updates, one after the other"),
+    lb: str = typer.Option(
+        "l4",
+        "--lb",
+        help="the way in: l4 (the Service as kube-proxy makes it, connection by connection, as on kind), "
+        "alb (the ALB of k8s/aws: a new connection per request, registration after 8 s, its readiness gate), "
+        "l7 (a proxy like the ALB with kube-proxy's lags)",
+    ),
+    registration_lag: float = typer.Option(
+        None, "--registration-lag", min=0, max=120, help="seconds from a pod's containers Ready to its first request"
+    ),
+    deregistration_lag: float = typer.Option(
+        None, "--deregistration-lag", min=0, max=120, help="seconds from a pod's termination to its last new request"
+    ),
     json_out: Path = typer.Option(None, "--json", help="write every request and pod event here"),
 ) -> None:
     """Rehearse a rolling update of the lab's Deployment under load; exit 1 if any request failed."""
     from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+    from workshop.rollout.lb import LB_KINDS
     from workshop.rollout.manifest import ManifestError
-    from workshop.rollout.rehearsal import LoadShape, Rehearsal
+    from workshop.rollout.rehearsal import DEFAULT_LAGS, Lags, LoadShape, Rehearsal
     from workshop.rollout.report import report_rollouts
 
     lab = resolve_lab(lab_name)
+    if lb not in LB_KINDS:
+        errors.print(f"[red]error:[/red] --lb must be one of {', '.join(LB_KINDS)}, not {lb!r}")
+        raise typer.Exit(2)
+    defaults = DEFAULT_LAGS[lb]
+    lags = Lags(
+        defaults.registration if registration_lag is None else registration_lag,
+        defaults.deregistration if deregistration_lag is None else deregistration_lag,
+    )
     raise_keyboard_interrupt_on_sigterm()
     try:
         rehearsal = Rehearsal(
-            lab, lab_files_dir(lab, variant_of(solution)), replicas=replicas, shape=LoadShape(rate=rate)
+            lab,
+            lab_files_dir(lab, variant_of(solution)),
+            replicas=replicas,
+            shape=LoadShape(rate=rate),
+            lags=lags,
+            lb=lb,
         )
     except ManifestError as exc:
         errors.print(f"[red]error:[/red] {exc}")
@@ -198,6 +233,7 @@ def rollout(
     try:
         with console.status(f"starting the services and {rehearsal.replicas} pods..."):
             rehearsal.__enter__()
+        console.print(f"Watch it from a second terminal: [bold]workshop top[/bold] (run {rehearsal.run_dir.name}).")
         with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
             timeline = rehearsal.run(rollouts=rollouts)
     except ServiceFailed as exc:

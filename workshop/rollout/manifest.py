@@ -1,13 +1,21 @@
 """The lab's Deployment, read the way the rehearsal needs it: the rolling-update strategy,
-each container's readiness probe, preStop hook, ports and emptyDir mounts, the grace
-period and the readiness gates. A manifest that lacks the basics is a ManifestError whose
-text names the file and the field (the CLI prints it and exits 2, no traceback).
+minReadySeconds, each container's readiness probe, preStop hook, stop signal, ports and
+emptyDir mounts, the grace period and the readiness gates; and the namespace of the AWS
+variant (k8s/aws/00-namespace.yaml), whose label makes the AWS Load Balancer Controller
+inject a readiness gate into every new pod. A manifest that lacks the basics is a
+ManifestError whose text names the file and the field (the CLI prints it and exits 2).
+
+The stop signal: the container runtime stops a container with its image's STOPSIGNAL
+(SIGTERM when the image declares none), unless the container sets lifecycle.stopSignal.
+The official nginx images and the unprivileged ones built on them declare
+`STOPSIGNAL SIGQUIT` (nginx's graceful stop): see IMAGE_STOP_SIGNALS.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +30,29 @@ class ManifestError(ValueError):
 DEFAULT_MAX_SURGE = "25%"
 DEFAULT_MAX_UNAVAILABLE = "25%"
 DEFAULT_GRACE_SECONDS = 30
+
+# The STOPSIGNAL of the images this lab runs, as their Dockerfiles declare it:
+# nginxinc/docker-nginx and nginx/docker-nginx-unprivileged, stable/alpine-slim/Dockerfile
+# (`STOPSIGNAL SIGQUIT`; stable/alpine is built FROM that -slim image). The cms image
+# (the repository's Dockerfile, FROM python:3.11-slim) declares none: SIGTERM.
+IMAGE_STOP_SIGNALS = {
+    "nginx": signal.SIGQUIT,
+    "nginx-unprivileged": signal.SIGQUIT,
+}
+RUNTIME_DEFAULT_STOP_SIGNAL = signal.SIGTERM
+
+# The namespace label of the AWS Load Balancer Controller's pod readiness gate, and the
+# condition type of the gate it injects (one per TargetGroupBinding whose Service selects
+# the pod; the binding's name is generated for an Ingress).
+GATE_INJECT_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+ALB_GATE_PREFIX = "target-health.elbv2.k8s.aws/"
+AWS_NAMESPACE = "k8s/aws/00-namespace.yaml"  # relative to the lab's files
+
+
+def image_stop_signal(image: str) -> signal.Signals:
+    """The STOPSIGNAL the image declares (as far as this lab knows its images), else SIGTERM."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return IMAGE_STOP_SIGNALS.get(name, RUNTIME_DEFAULT_STOP_SIGNAL)
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,8 @@ class Container:
     mounts: dict[str, str]  # mountPath -> volume name (emptyDir volumes only)
     readiness: Probe | None = None
     pre_stop: PreStop | None = None
+    stop_signal: signal.Signals = RUNTIME_DEFAULT_STOP_SIGNAL
+    stop_signal_from: str = "the runtime's default"  # lifecycle.stopSignal, or the image's STOPSIGNAL
 
     @property
     def role(self) -> str:
@@ -75,6 +108,7 @@ class Deployment:
     grace_seconds: float
     containers: tuple[Container, ...]
     readiness_gates: tuple[str, ...] = ()
+    min_ready_seconds: float = 0
     declared: dict = field(default_factory=dict)  # which optional fields the file set
 
     def container(self, role: str) -> Container:
@@ -191,6 +225,41 @@ def _pre_stop(raw: object, where: str, path: Path) -> PreStop | None:
     raise ManifestError(f"{path}: {where} needs exec.command or sleep.seconds")
 
 
+def _stop_signal(lifecycle: dict, image: str, where: str, path: Path) -> tuple[signal.Signals, str]:
+    raw = _get(lifecycle, "stopSignal", f"{where}.lifecycle.stopSignal", str, path, required=False)
+    if raw is None:
+        chosen = image_stop_signal(image)
+        source = (
+            f"the image's STOPSIGNAL {chosen.name}"
+            if chosen != RUNTIME_DEFAULT_STOP_SIGNAL
+            else "the image declares no STOPSIGNAL"
+        )
+        return chosen, source
+    try:
+        return signal.Signals[raw if raw.startswith("SIG") else f"SIG{raw}"], "lifecycle.stopSignal"
+    except KeyError:
+        raise ManifestError(
+            f"{path}: {where}.lifecycle.stopSignal is {raw!r}: not a signal name like SIGTERM"
+        ) from None
+
+
+def gate_injection(files_dir: Path) -> bool:
+    """Does the AWS variant's namespace (the lab's k8s/aws/00-namespace.yaml) carry the label
+    that makes the AWS Load Balancer Controller inject its readiness gate into new pods?"""
+    path = Path(files_dir) / AWS_NAMESPACE
+    if not path.is_file():
+        return False
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML: {exc}") from None
+    for doc in documents:
+        if doc.get("kind") == "Namespace":
+            labels = (doc.get("metadata") or {}).get("labels") or {}
+            return str(labels.get(GATE_INJECT_LABEL, "")).lower() == "enabled"
+    return False
+
+
 def load_deployment(path: Path) -> Deployment:
     """Read and check a Deployment manifest; ManifestError names the file and the field."""
     path = Path(path)
@@ -223,6 +292,7 @@ def load_deployment(path: Path) -> Deployment:
     grace = _get(
         pod, "terminationGracePeriodSeconds", "spec.template.spec.terminationGracePeriodSeconds", int, path, False
     )
+    min_ready = _get(spec, "minReadySeconds", "spec.minReadySeconds", int, path, required=False)
     volumes = _get(pod, "volumes", "spec.template.spec.volumes", list, path, required=False) or []
     empty_dirs = {v.get("name") for v in volumes if isinstance(v, dict) and "emptyDir" in v}
     gates = _get(pod, "readinessGates", "spec.template.spec.readinessGates", list, path, required=False) or []
@@ -247,6 +317,7 @@ def load_deployment(path: Path) -> Deployment:
             if volume in empty_dirs:
                 mounts[mount_path.rstrip("/")] = volume
         lifecycle = _get(raw, "lifecycle", f"{where}.lifecycle", dict, path, required=False) or {}
+        stop_signal, stop_signal_from = _stop_signal(lifecycle, image, where, path)
         containers.append(
             Container(
                 name=cname,
@@ -255,6 +326,8 @@ def load_deployment(path: Path) -> Deployment:
                 mounts=mounts,
                 readiness=_probe(raw.get("readinessProbe"), ports, f"{where}.readinessProbe", path),
                 pre_stop=_pre_stop(lifecycle.get("preStop"), f"{where}.lifecycle.preStop", path),
+                stop_signal=stop_signal,
+                stop_signal_from=stop_signal_from,
             )
         )
     roles = [c.role for c in containers]
@@ -272,6 +345,7 @@ def load_deployment(path: Path) -> Deployment:
         grace_seconds=DEFAULT_GRACE_SECONDS if grace is None else grace,
         containers=tuple(containers),
         readiness_gates=tuple(str(g.get("conditionType")) for g in gates if isinstance(g, dict)),
+        min_ready_seconds=min_ready or 0,
         declared={
             "maxSurge": "maxSurge" in rolling,
             "maxUnavailable": "maxUnavailable" in rolling,

@@ -9,21 +9,38 @@ from rich.table import Table
 
 from workshop.rollout.timeline import Timeline
 
+LB_NAMES = {
+    "l4": "the Service as kube-proxy makes it (connection by connection)",
+    "alb": "the ALB (a new connection per request)",
+    "l7": "a proxy (a new connection per request)",
+}
+STEP_OF_CLASS = {
+    "in-flight-at-shutdown": "2: a graceful stop (and the sidecar's preStop)",
+    "after-termination": "3: master FIFO + preStop, the sidecar stopping first",
+    "not-serving-yet": "4: readiness probes that ask the app",
+    "no-target": "6: the readiness gate behind the ALB",
+    "other": "-",
+}
+
 
 def print_summary(timeline: Timeline, console: Console) -> dict:
     summary = timeline.summary()
     settings = timeline.settings
+    way_in = LB_NAMES.get(settings.get("load_balancer"), "")
     lags = (
-        f"; LB lags: registration {settings.get('registration_lag')} s, deregistration "
+        f"; way in: {way_in}, registration after {settings.get('registration_lag')} s, deregistration after "
         f"{settings.get('deregistration_lag')} s"
         if "registration_lag" in settings
         else ""  # a real cluster: the lags are whatever kube-proxy takes
     )
+    signals = settings.get("stop_signals")
+    stop = f"; stop signals {signals}" if signals else ""
     console.print(
         f"{settings.get('replicas')} replicas, maxSurge {settings.get('max_surge')}, maxUnavailable "
-        f"{settings.get('max_unavailable')}, grace {settings.get('grace_seconds')} s{lags}"
+        f"{settings.get('max_unavailable')}, grace {settings.get('grace_seconds')} s{stop}{lags}"
     )
-    table = Table(title="Rolling update under load")
+    console.print("Each rolling update: the requests due from its start until its last old pod exited.")
+    table = Table(title="Rolling updates under load")
     for column in ("rollout", "seconds", "requests", "rate /s", "failed"):
         table.add_column(column, justify="right")
     for number, rollout in enumerate(summary["rollouts"], start=1):
@@ -37,27 +54,33 @@ def print_summary(timeline: Timeline, console: Console) -> dict:
         )
     console.print(table)
     console.print(
-        f"requests {summary['requests']}, ok {summary['ok']}, 5xx {summary['http_5xx']}, connection errors "
-        f"{summary['connection_errors']}; p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms"
+        f"The whole run ({summary['run_seconds']:.0f} s: the load before, during and after the rolling updates): "
+        f"requests {summary['requests']}, ok {summary['ok']}, failed {summary['failed']} (5xx "
+        f"{summary['http_5xx']}, connection errors {summary['connection_errors']}); latency from when each "
+        f"request was due: p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms"
     )
+    if summary["late_requests"]:
+        console.print(
+            f"[yellow]{summary['late_requests']} requests went out late (every sender was busy): "
+            "their wait is in the latencies[/yellow]"
+        )
+    if summary["retried_on_closed_keep_alive"]:
+        console.print(
+            f"keep-alive connections the server had closed, reopened and retried once (as a browser does): "
+            f"{summary['retried_on_closed_keep_alive']}"
+        )
     console.print(
-        f"slow requests in flight when uWSGI was told to stop: {summary['slow_in_flight_at_shutdown']}, "
+        f"slow requests in flight when their pod stopped taking requests: {summary['slow_in_flight_at_shutdown']}, "
         f"of which ok: {summary['slow_in_flight_at_shutdown_ok']}"
     )
     if summary["failed"]:
-        classes = Table(title="Failed requests by class")
+        classes = Table(title="Failed requests of the whole run, by class")
         classes.add_column("class")
         classes.add_column("requests", justify="right")
         classes.add_column("the step that removes it")
-        steps = {
-            "in-flight-at-shutdown": "2: graceful SIGTERM (and the sidecar's preStop)",
-            "after-termination": "3: master FIFO + preStop",
-            "not-serving-yet": "4: a readiness probe on each container",
-            "other": "-",
-        }
         for name, count in summary["failures_by_class"].items():
             if count:
-                classes.add_row(name, str(count), steps[name])
+                classes.add_row(name, str(count), STEP_OF_CLASS[name])
         console.print(classes)
     else:
         console.print("[green]zero failed requests[/green]")

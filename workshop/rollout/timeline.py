@@ -1,10 +1,18 @@
-"""What a rehearsal recorded: every request (start, end, status or error, the pod that
-served it) and every pod lifecycle event, on one clock (seconds since the run began).
+"""What a rehearsal recorded: every request (when it was due, when it was sent, when it
+ended, its status or error, the pod that served it) and every pod lifecycle event, on one
+clock (seconds since the run began).
+
+Load numbers are honest about queueing: the load is open-loop, each request has a time it
+was *due* on the schedule, and a request that waited for a free sender (all of them busy
+with slow requests) is late, not faster. Latencies run from the due time to the end, and a
+rollout's requests and rate are the requests due during it (no coordinated omission).
 
 Each failed request is put in the one class of failure that explains it:
-  in-flight-at-shutdown  it was being served when its pod's uWSGI got SIGTERM or `q`
+  in-flight-at-shutdown  it was being served when its pod began to stop (uWSGI's stop signal
+                         or `q`, or the sidecar's stop signal)
   after-termination      it reached a pod whose termination had already begun
-  not-serving-yet        it reached a new pod before that pod's uWSGI served anything
+  not-serving-yet        it reached a new pod before that pod's app served anything
+  no-target              the load balancer had no registered target to send it to
   other                  none of those
 """
 
@@ -15,21 +23,33 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FAILURE_CLASSES = ("in-flight-at-shutdown", "after-termination", "not-serving-yet", "other")
+LATE_SECONDS = 0.1  # sent this long after it was due: every sender was busy (the load generator saturated)
+FAILURE_CLASSES = ("in-flight-at-shutdown", "after-termination", "not-serving-yet", "no-target", "other")
 
 
 @dataclass
 class Request:
-    start: float
+    start: float  # when it was sent (the failure classes compare this with pod events)
     end: float
     path: str
     connection: str  # "keep-alive" or "fresh"
     status: int | None = None
     error: str | None = None
-    pod: str | None = None  # the pod the load balancer routed it to (X-Upstream)
+    pod: str | None = None  # the pod the load balancer routed it to
     served_by: str | None = None  # X-Served-By: pod/worker pid
     failure: str | None = None  # one of FAILURE_CLASSES, for a failed request
-    retried: bool = False  # a keep-alive connection the LB closed on reload, retried once
+    retried: bool = False  # a keep-alive connection the server closed as it went out, retried once
+    due: float | None = None  # when the open-loop schedule wanted it sent (None: recorded before due times)
+    no_target: bool = False  # the load balancer answered itself: it had no registered target
+
+    @property
+    def due_at(self) -> float:
+        return self.start if self.due is None else self.due
+
+    @property
+    def latency(self) -> float:
+        """From when it was due to its end: the wait for a free sender counts."""
+        return self.end - self.due_at
 
     @property
     def ok(self) -> bool:
@@ -61,12 +81,19 @@ class Timeline:
         return min(times) if times else None
 
     def shutdown_at(self, pod: str) -> float | None:
-        """When the pod's uWSGI was told to stop: SIGTERM or a `q` written by its preStop."""
+        """When the pod began to stop taking requests: uWSGI's stop signal or the end of its
+        preStop (which writes `q` to the master FIFO), or the sidecar's stop signal (nginx
+        closes its listening socket and its idle keep-alive connections), whichever came first."""
         times = [
             e.t
             for e in self.events
             if e.pod == pod
-            and (e.event == "sigterm" and e.detail == "uwsgi" or e.event == "prestop-end" and e.detail == "uwsgi")
+            and (
+                e.event in ("stop-signal", "sigterm", "prestop-end")
+                and e.detail.split(" ")[0] == "uwsgi"
+                or e.event == "stop-signal"
+                and e.detail.split(" ")[0] == "nginx"
+            )
         ]
         return min(times) if times else None
 
@@ -75,6 +102,8 @@ class Timeline:
             request.failure = None if request.ok else self._failure_class(request)
 
     def _failure_class(self, request: Request) -> str:
+        if request.no_target:
+            return "no-target"
         if request.pod is None:
             return "other"
         shutdown = self.shutdown_at(request.pod)
@@ -89,7 +118,7 @@ class Timeline:
         return "other"
 
     def in_flight_slow(self) -> list[Request]:
-        """Slow requests being served by a pod when its uWSGI was told to stop."""
+        """Slow requests being served by a pod when it began to stop (see shutdown_at)."""
         found = []
         for request in self.requests:
             shutdown = self.shutdown_at(request.pod) if request.pod else None
@@ -99,13 +128,16 @@ class Timeline:
 
     # -- the summary ------------------------------------------------------------------
     def window(self, index: int | None = None) -> list[Request]:
-        """Requests started during one rollout (or during any of them)."""
+        """Requests due during one rollout (or during any of them)."""
         spans = self.rollouts if index is None else [self.rollouts[index]]
-        return [r for r in self.requests if any(a <= r.start <= b for a, b in spans)]
+        return [r for r in self.requests if any(a <= r.due_at <= b for a, b in spans)]
 
     def summary(self) -> dict:
+        """Two windows, named in the keys: the whole run (the load before, during and after
+        the rolling updates: `requests`, `failed`, `http_5xx`, ...) and each rolling update
+        (`rollouts`: the requests due between its start and the exit of its last old pod)."""
         self.classify()
-        durations = sorted(r.end - r.start for r in self.requests)
+        durations = sorted(r.latency for r in self.requests)
         failures = {name: 0 for name in FAILURE_CLASSES}
         for request in self.requests:
             if request.failure:
@@ -123,12 +155,15 @@ class Timeline:
                 }
             )
         slow = self.in_flight_slow()
+        due = [r.due_at for r in self.requests]
         return {
+            "run_seconds": round(max(r.end for r in self.requests) - min(due), 2) if due else 0.0,
+            "late_requests": sum(r.start - r.due_at > LATE_SECONDS for r in self.requests),
             "requests": len(self.requests),
             "ok": sum(r.ok for r in self.requests),
             "http_5xx": sum(r.status is not None and r.status >= 500 for r in self.requests),
             "connection_errors": sum(r.error is not None for r in self.requests),
-            "retried_on_lb_reload": sum(r.retried for r in self.requests),
+            "retried_on_closed_keep_alive": sum(r.retried for r in self.requests),
             "failed": sum(not r.ok for r in self.requests),
             "failures_by_class": failures,
             "slow_in_flight_at_shutdown": len(slow),

@@ -5,7 +5,11 @@
   Celery's remote control (`inspect().stats()`, time-boxed);
 - beat: RedBeat's lock in Redis, its holder named by the lock's token (workshop.redbeat_lock);
 - load balancer: the upstream servers of its nginx conf, each probed with a TCP connect,
-  and which one served each of the last requests (its access log's $upstream_addr).
+  and which one served each of the last requests (its access log's $upstream_addr);
+- a lab 05 rehearsal (`workshop rollout 05`, `workshop start 05`): its pods as the
+  rehearsal describes them (state, each container's readiness and last probe, readiness
+  gates, registered or not), uWSGI's stats server of each, and the load balancer's
+  registrations, pending (de)registrations and open connections per pod.
 
 A `Collector` keeps what is worth keeping between refreshes (a Celery client, how far
 each beat log was read), so a refresh costs a few milliseconds plus the inspect.
@@ -25,7 +29,7 @@ import psutil
 import redis
 
 from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, read_lock
-from workshop.top.running import ProcfileRef, RunningCluster, read_description
+from workshop.top.running import NodeRef, ProcfileRef, RunningCluster, read_description
 
 INSPECT_TIMEOUT = 1.0  # seconds: the view never waits longer for Celery's workers
 PROBE_TIMEOUT = 0.3  # seconds for a TCP connect to an upstream or a stats server
@@ -107,6 +111,28 @@ class LoadBalancer:
 
 
 @dataclass
+class PodContainer:
+    name: str
+    pid: int | None
+    running: bool
+    ready: bool
+    probe: str  # the last probe's result, or "no probe: ready once started"
+    stop_signal: str
+
+
+@dataclass
+class PodStats:
+    """A pod of a lab 05 rehearsal."""
+
+    name: str
+    state: str  # starting, serving not ready, waiting for its gate, ready, terminating, gone
+    registered: bool
+    gates: dict[str, bool] = field(default_factory=dict)
+    containers: list[PodContainer] = field(default_factory=list)
+    uwsgi: NodeStats | None = None  # its uWSGI's stats server: requests, workers
+
+
+@dataclass
 class Snapshot:
     run: str
     lab: str
@@ -119,6 +145,8 @@ class Snapshot:
     locks: list[BeatLock] = field(default_factory=list)
     redis_error: str | None = None
     load_balancer: LoadBalancer | None = None
+    pods: list[PodStats] = field(default_factory=list)
+    service: dict | None = None  # a rehearsal's load balancer: kind, lags, registered, pending, connections
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +165,13 @@ class Snapshot:
         lb = data.get("load_balancer")
         if lb:
             lb = LoadBalancer(**{**lb, "upstreams": [Upstream(**upstream) for upstream in lb["upstreams"]]})
+        pods = []
+        for pod in data.get("pods", []):
+            uwsgi = pod.get("uwsgi")
+            if uwsgi:
+                uwsgi = NodeStats(**{**uwsgi, "workers": [UwsgiWorker(**worker) for worker in uwsgi["workers"]]})
+            containers = [PodContainer(**container) for container in pod.get("containers", [])]
+            pods.append(PodStats(**{**pod, "containers": containers, "uwsgi": uwsgi}))
         return cls(
             **{
                 **data,
@@ -145,6 +180,7 @@ class Snapshot:
                 "beats": [BeatProcess(**beat) for beat in data["beats"]],
                 "locks": [BeatLock(**lock) for lock in data["locks"]],
                 "load_balancer": lb,
+                "pods": pods,
             }
         )
 
@@ -285,6 +321,24 @@ def recent_upstreams(access_log: Path, last: int = RECENT_REQUESTS, tail_bytes: 
     return served[-last:]
 
 
+def pod_stats(pod: dict) -> PodStats:
+    """A rehearsal pod, as described, with its uWSGI's stats server asked now."""
+    containers = [PodContainer(**container) for container in pod.get("containers", [])]
+    uwsgi = next((c for c in containers if c.name == "uwsgi"), None)
+    stats = None
+    if uwsgi is not None and uwsgi.running:
+        ref = NodeRef(pod["name"], f"http://127.0.0.1:{pod.get('service_port', 0)}", uwsgi.pid, pod["stats"])
+        stats = node_stats(ref, read_uwsgi_stats(pod["stats"]))
+    return PodStats(
+        name=pod["name"],
+        state=pod["state"],
+        registered=pod["registered"],
+        gates=pod.get("gates", {}),
+        containers=containers,
+        uwsgi=stats,
+    )
+
+
 # -- the collector -----------------------------------------------------------------------
 
 
@@ -329,7 +383,10 @@ class Collector:
         ]
         self._collect_celery(snapshot, now)
         self._collect_beat(snapshot)
-        if cluster.nginx_conf and cluster.url:
+        if cluster.pods:
+            snapshot.pods = [pod_stats(pod) for pod in cluster.pods]
+            snapshot.service = cluster.load_balancer
+        elif cluster.nginx_conf and cluster.url:
             snapshot.load_balancer = self._load_balancer()
         return snapshot
 

@@ -129,6 +129,64 @@ def load_balancer_table(snapshot: Snapshot) -> Table:
     return table
 
 
+POD_STYLE = {"ready": "green", "terminating": "red", "gone": "dim", "starting": "yellow"}
+
+
+def pods_table(snapshot: Snapshot) -> Table:
+    table = Table(title="Pods (the rehearsal's kubelet: probes, readiness, gates)", title_justify="left")
+    for column in ("pod", "state", "container", "ready", "last probe", "stop signal", "requests", "busy", "RSS"):
+        table.add_column(column, justify="right" if column in ("requests", "busy", "RSS") else "left")
+    for pod in snapshot.pods:
+        style = POD_STYLE.get(pod.state, "yellow")
+        gates = "".join(f"\n  gate {name.split('/')[0]}: {value}" for name, value in pod.gates.items())
+        registered = "registered" if pod.registered else "not registered"
+        first = True
+        for container in pod.containers:
+            uwsgi = pod.uwsgi if container.name == "uwsgi" else None
+            up = uwsgi is not None and uwsgi.state == "up"
+            table.add_row(
+                f"[bold]{pod.name}[/bold]" if first else "",
+                f"[{style}]{pod.state}[/{style}]\n{registered}{gates}" if first else "",
+                container.name,
+                ("[green]yes[/green]" if container.ready else "[red]no[/red]")
+                + ("" if container.running else " (exited)"),
+                container.probe,
+                container.stop_signal,
+                str(uwsgi.requests) if up else "-",
+                f"{sum(w.status == 'busy' for w in uwsgi.workers)}/{len(uwsgi.workers)}" if up else "-",
+                mib(uwsgi.rss_kib) if up else "-",
+            )
+            first = False
+    table.caption = "requests, busy, RSS: uWSGI's stats server (master + workers)"
+    return table
+
+
+def service_table(snapshot: Snapshot) -> Table:
+    service = snapshot.service or {}
+    kinds = {"l4": "the Service, as kube-proxy (per connection)", "alb": "the ALB", "l7": "a proxy (per request)"}
+    table = Table(
+        title=f"Load balancer: {kinds.get(service.get('kind'), service.get('kind'))}; registration after "
+        f"{service.get('registration_lag')} s, deregistration after {service.get('deregistration_lag')} s",
+        title_justify="left",
+    )
+    for column in ("pod", "registered", "open connections", "next change"):
+        table.add_column(column, justify="right" if column == "open connections" else "left")
+    pending = {}
+    for change in service.get("pending", []):
+        pending.setdefault(change["pod"], f"{change['action']} in {change['in_s']:g} s")
+    names = [pod.name for pod in snapshot.pods if pod.state != "gone"]
+    for name in names + sorted(set(service.get("registered", {})) - set(names)):
+        registered = name in service.get("registered", {})
+        connections = service.get("open_connections", {}).get(name)
+        table.add_row(
+            name,
+            "[green]yes[/green]" if registered else "no",
+            "-" if connections is None else str(connections),
+            pending.get(name, ""),
+        )
+    return table
+
+
 def render(snapshot: Snapshot) -> Group:
     parts = [Text(f"Lab {snapshot.lab}: {snapshot.title}   run {snapshot.run}   at {snapshot.taken_at}", style="bold")]
     if snapshot.nodes:
@@ -141,4 +199,6 @@ def render(snapshot: Snapshot) -> Group:
         parts += [beat_table(snapshot), Text(lock_text(snapshot))]
     if snapshot.load_balancer:
         parts.append(load_balancer_table(snapshot))
+    if snapshot.pods:
+        parts += [pods_table(snapshot), service_table(snapshot)]
     return Group(*parts)

@@ -74,6 +74,9 @@ class RunningCluster:
     logs_dir: str
     nodes: list[NodeRef] = field(default_factory=list)
     processes: list[ProcfileRef] = field(default_factory=list)
+    # a lab 05 rehearsal: its pods (containers, probes, gates) and its load balancer's state
+    pods: list[dict] = field(default_factory=list)
+    load_balancer: dict | None = None
 
     def alive(self) -> bool:
         return self.owner.alive()

@@ -1,130 +1,224 @@
 """Lab 05 checks: the rolling-update rehearsal with real processes. Each pod runs the
-lab's uwsgi.ini (uWSGI) and nginx.conf (the sidecar) as k8s/deployment.yaml says; a
-load balancer (nginx, no retries) follows pod readiness with a 1 s registration and a
-3 s deregistration lag, as kube-proxy or an ALB would.
+lab's uwsgi.ini (uWSGI) and nginx.conf (the sidecar) as k8s/deployment.yaml says; pods
+start as real ones do (the app warms up for seconds after its socket is open); the
+kubelet runs each container's preStop, then sends the container's stop signal (the
+nginx image's SIGQUIT, SIGTERM for cms). The fixtures (conftest.py): one rolling update
+of 3 pods through the Service as kube-proxy makes it (registration after 1 s,
+deregistration after 3 s), then one of a single pod behind the ALB (registration after 8 s).
 
 The checks count failed requests by the class of failure each step removes; the
 timing margins (preStop 5 s against a 3 s lag) are seconds, not milliseconds.
 """
 
-import pytest
+import re
 
-from workshop.rollout.rehearsal import SLOW_SECONDS, Rehearsal, sigterm_in_flight
+from workshop.rollout.rehearsal import ALB_GATE, SLOW_SECONDS, sigterm_in_flight
 
-ROLLOUTS = 2
-MIN_REQUESTS = 2000  # per rolling update
-MIN_RATE = 100.0  # requests per second, over each rolling update
-
-
-@pytest.fixture(scope="module")
-def rehearsal(lab, lab_files):
-    with Rehearsal(lab, lab_files) as running:
-        yield running
+MIN_REQUESTS = 2000  # in the kube-proxy rolling update
+MIN_RATE = 100.0  # requests per second, over the kube-proxy rolling update
+MIN_ALB_REQUESTS = 500  # in the ALB one, at ALB_RATE
 
 
-@pytest.fixture(scope="module")
-def timeline(rehearsal):
-    """Two rolling updates of every replica, one after the other, under steady load."""
-    return rehearsal.run(rollouts=ROLLOUTS)
-
-
-def failures(timeline, kind):
-    return [r for r in timeline.requests if r.failure == kind]
+def failures(timeline, kind, window: int | None = None):
+    requests = timeline.window(window) if window is not None else timeline.requests
+    return [r for r in requests if r.failure == kind]
 
 
 def describe(requests, limit=3):
     return "; ".join(
-        f"{r.path} to {r.pod} at {r.start:.2f}-{r.end:.2f} s: {r.status or r.error}" for r in requests[:limit]
+        f"{r.path} to {r.pod or 'no pod'} at {r.start:.2f}-{r.end:.2f} s: {r.status or r.error}"
+        for r in requests[:limit]
     )
+
+
+def pre_stop_seconds(container) -> float | None:
+    return container.pre_stop.seconds if container and container.pre_stop else None
+
+
+def ini_lines(path) -> list[str]:
+    """The settings of a uwsgi.ini, comments left out."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith(("#", ";"))]
 
 
 def test_sigterm_lets_requests_in_flight_finish(rehearsal, lab_files, failure):
-    result = sigterm_in_flight(rehearsal)
-    hooked = "gracefully_kill_them_all" in (lab_files / "uwsgi.ini").read_text()
+    result = sigterm_in_flight(rehearsal, pod=rehearsal.spare)
+    lines = ini_lines(lab_files / "uwsgi.ini")
+    hooked = any("gracefully_kill_them_all" in line for line in lines)
+    die_on_term = any(re.fullmatch(r"die-on-term\s*(=\s*(true|1|yes))?", line) for line in lines)
+    uwsgi = rehearsal.deployment.container("uwsgi")
+    writes_q = uwsgi.pre_stop is not None and "fifo" in " ".join(uwsgi.pre_stop.command)
+    why = " A 502 is the sidecar finding uWSGI's worker gone."
+    if writes_q and not hooked:
+        why += (
+            " Your preStop wrote q (a graceful stop) and returned at once; the kubelet sends the stop signal "
+            f"right after it, so uWSGI got SIGTERM in the middle of its graceful stop "
+            f"({'die-on-term: a brutal kill' if die_on_term else 'no hook: its default, a brutal reload'})."
+        )
+    # die-on-term without a hook: what SIGTERM does; q without a hook: the kubelet's order;
+    # a hook that does not work: what hooks can do
+    hint = 0 if die_on_term and not hooked else 2 if writes_q and not hooked else 1 if hooked else 0
     assert result.all_ok, failure(
         "graceful-sigterm",
-        f"4 requests of {SLOW_SECONDS:g} s were running when the pod's uWSGI got SIGTERM; they ended "
-        f"{result.statuses} (a 502 is the sidecar finding uWSGI's worker gone).",
-        # no hook yet: what SIGTERM does; a hook that does not work: its exact line
-        hint=2 if hooked else 0,
+        f"4 requests of {SLOW_SECONDS:g} s were running when the kubelet stopped the pod's uWSGI container "
+        f"({result.sequence}); they ended {result.statuses}.{why}",
+        hint=hint,
     )
     assert result.exited, failure(
         "graceful-sigterm",
-        f"the requests finished, but uWSGI was still running {SLOW_SECONDS + 10:g} s after SIGTERM "
+        f"the requests finished, but uWSGI was still running {SLOW_SECONDS + 10:g} s after {result.sequence} "
         "(it reloaded instead of stopping: the kubelet would SIGKILL it at the end of the grace period).",
-        hint=2,
+        hint=2 if writes_q else 0,
     )
 
 
-def test_no_request_is_lost_to_a_terminating_pod(timeline, failure):
+def test_no_request_is_lost_to_a_terminating_pod(rehearsal, timeline, failure):
     lost = failures(timeline, "after-termination")
+    deployment = rehearsal.deployment
+    lag = rehearsal.lags.deregistration
+    uwsgi, nginx = deployment.container("uwsgi"), next((c for c in deployment.containers if c.role == "nginx"), None)
+    uwsgi_wait, nginx_wait = pre_stop_seconds(uwsgi), pre_stop_seconds(nginx)
+    state = (
+        f"preStop waits: uwsgi {'none' if uwsgi_wait is None else f'{uwsgi_wait:g} s'}, "
+        f"nginx {'none' if nginx_wait is None else f'{nginx_wait:g} s'}; the load balancer lets go "
+        f"{lag:g} s after termination begins"
+    )
+    # the state decides the hint: uWSGI stops before the lag is over, else the sidecar does,
+    # else the sidecar outlasts uWSGI (keep-alive clients pinned to the pod)
+    if uwsgi_wait is None or uwsgi_wait <= lag:
+        hint = 0
+    elif nginx is not None and (nginx_wait is None or nginx_wait <= lag):
+        hint = 2
+    elif nginx is not None and nginx_wait >= uwsgi_wait:
+        hint = 3
+    else:
+        hint = 0
+    keep_alive = sum(r.connection == "keep-alive" for r in lost)
     assert not lost, failure(
         "prestop",
-        f"{len(lost)} requests failed that the load balancer sent to a pod after its termination had begun "
-        f"(it still had the pod registered). For example: {describe(lost)}.",
-        hint=0 if len(lost) > 20 else 2,
+        f"{len(lost)} requests failed that reached a pod after its termination had begun ({keep_alive} of them "
+        f"on keep-alive connections, which stay with their pod through a Service). {state}. "
+        f"For example: {describe(lost)}.",
+        hint=hint,
     )
 
 
-def test_no_request_reaches_a_pod_before_uwsgi_serves(rehearsal, timeline, failure):
-    unprobed = [c.name for c in rehearsal.deployment.containers if c.readiness is None]
+def test_no_request_reaches_a_pod_before_the_app_serves(rehearsal, timeline, failure):
+    deployment = rehearsal.deployment
+    probes = {
+        c.name: (
+            "none"
+            if c.readiness is None
+            else f"tcpSocket :{c.readiness.port}"
+            if c.readiness.kind == "tcpSocket"
+            else f"GET {c.readiness.path} :{c.readiness.port}"
+        )
+        for c in deployment.containers
+    }
     early = failures(timeline, "not-serving-yet")
-    # uWSGI's container unprobed: its probe; only the sidecar unprobed: nginx's own health endpoint
-    fitting = 1 if any("uwsgi" in name for name in unprobed) else 2 if unprobed else 0
+    uwsgi = deployment.container("uwsgi")
+    asks_app = [
+        c.name
+        for c in deployment.containers
+        if c.readiness
+        and c.readiness.kind == "httpGet"
+        and not c.readiness.path.startswith(("/nginx", "/healthz/live"))
+    ]
+    # no probe of the app at all: which container could ask it; a probe that proves nothing: why
+    hint = 2 if uwsgi.readiness is None and not asks_app else 1 if not asks_app else 0
     assert not early, failure(
         "readiness",
-        f"{len(early)} requests failed on a new pod that was Ready, and registered, before its uWSGI "
-        f"served anything. For example: {describe(early)}. Containers without a readinessProbe: "
-        f"{unprobed or 'none'}.",
-        hint=fitting,
+        f"{len(early)} requests failed on a new pod that was Ready, and registered, before its app served "
+        f"anything (the app warms up for {rehearsal.app_warmup:g} s after uWSGI opens its socket). "
+        f"For example: {describe(early)}. Readiness probes: {probes}.",
+        hint=hint,
     )
-    assert not unprobed, failure("readiness", f"container(s) {unprobed} have no readinessProbe.", hint=fitting)
 
 
-def test_two_rollouts_under_load_lose_no_request(rehearsal, timeline, failure):
+def test_a_rolling_update_under_load_loses_no_request(rehearsal, timeline, failure):
     deployment = rehearsal.deployment
     summary = timeline.summary()
     longest_pre_stop = max((c.pre_stop.seconds for c in deployment.containers if c.pre_stop), default=0)
     taken_out = {n: deployment.surge_and_unavailable(n)[1] for n in range(1, 11)}
     short_grace = deployment.grace_seconds < longest_pre_stop + SLOW_SECONDS
-    # the state decides the hint: a grace period too short, else pods taken out too early, else the why
-    fitting = 1 if short_grace else 2 if any(taken_out.values()) else 0
-    for number, rollout in enumerate(summary["rollouts"], start=1):
-        assert rollout["failed"] == 0, failure(
-            "grace-and-strategy",
-            f"rolling update {number} of {ROLLOUTS}: {rollout['failed']} of {rollout['requests']} requests failed; "
-            f"by class over the whole run: {summary['failures_by_class']}.",
-            hint=fitting,
-        )
+    # the state decides the hint: a grace period too short, else pods taken out too early
+    hint = 0 if short_grace or not any(taken_out.values()) else 1
+    rollout = summary["rollouts"][0]
+    assert rollout["failed"] == 0, failure(
+        "grace-and-strategy",
+        f"the rolling update of {rehearsal.replicas} pods: {rollout['failed']} of its {rollout['requests']} requests "
+        f"failed; by class over the whole run: { {k: v for k, v in summary['failures_by_class'].items() if v} }. "
+        f"terminationGracePeriodSeconds {deployment.grace_seconds:g}, longest preStop {longest_pre_stop:g} s.",
+        hint=hint,
+    )
     slow = timeline.in_flight_slow()
     assert all(r.ok for r in slow), failure(
         "grace-and-strategy",
-        f"{sum(not r.ok for r in slow)} of {len(slow)} slow requests in flight when uWSGI was told to stop "
+        f"{sum(not r.ok for r in slow)} of {len(slow)} slow requests in flight when their pod began to stop "
         f"failed: {describe([r for r in slow if not r.ok])}.",
-        hint=fitting,
+        hint=hint,
     )
     assert summary["failed"] == 0, failure(
-        "grace-and-strategy", f"failed requests by class: {summary['failures_by_class']}.", hint=fitting
-    )
-    assert (
-        deployment.grace_seconds >= longest_pre_stop + SLOW_SECONDS
-        and deployment.declared["terminationGracePeriodSeconds"]
-    ), failure(
         "grace-and-strategy",
-        f"terminationGracePeriodSeconds is {deployment.grace_seconds:g}"
-        f"{'' if deployment.declared['terminationGracePeriodSeconds'] else ' (the default: not set)'}; "
+        f"failed requests of the whole run, by class: {summary['failures_by_class']}.",
+        hint=hint,
+    )
+    declared = deployment.declared["terminationGracePeriodSeconds"]
+    default = "" if declared else " (the default: not set)"
+    assert not short_grace and declared, failure(
+        "grace-and-strategy",
+        f"terminationGracePeriodSeconds is {deployment.grace_seconds:g}{default}; "
         f"it must be set and cover the longest preStop ({longest_pre_stop:g} s) + the slowest request "
         f"({SLOW_SECONDS:g} s).",
-        hint=1,
+        hint=0,
     )
     assert not any(taken_out.values()), failure(
         "grace-and-strategy",
         f"maxUnavailable is {deployment.max_unavailable!r}: pods taken out before their replacement is Ready, "
         f"per replica count: { {n: k for n, k in taken_out.items() if k} }.",
-        hint=2,
+        hint=1,
     )
-    for number, rollout in enumerate(summary["rollouts"], start=1):
-        assert rollout["requests"] >= MIN_REQUESTS and rollout["rate"] >= MIN_RATE, (
-            f"rolling update {number} carried {rollout['requests']} requests at {rollout['rate']} /s; the check "
-            f"needs at least {MIN_REQUESTS} at {MIN_RATE:g} /s to prove anything (is the machine overloaded?)"
-        )
+    assert rollout["requests"] >= MIN_REQUESTS and rollout["rate"] >= MIN_RATE, (
+        f"the rolling update carried {rollout['requests']} requests at {rollout['rate']} /s; the check needs at "
+        f"least {MIN_REQUESTS} at {MIN_RATE:g} /s to prove anything (is the machine overloaded?)"
+    )
+
+
+def test_behind_the_alb_no_request_finds_no_target(rehearsal, alb_timeline, failure):
+    stranded = failures(alb_timeline, "no-target", window=0)
+    events = {(e.pod, e.event): e.t for e in alb_timeline.events}
+    start, end = alb_timeline.rollouts[0]
+    new = sorted({e.pod for e in alb_timeline.events if e.event == "created" and e.t >= start})
+    old = sorted({e.pod for e in alb_timeline.events if e.event == "terminating" and start <= e.t <= end})
+
+    def when(pod, event):
+        t = events.get((pod, event))
+        return "never" if t is None else f"{t:.1f} s"
+
+    story = "; ".join(
+        [f"new pod {p}: Ready {when(p, 'ready')}, registered {when(p, 'registered')}" for p in new]
+        + [f"old pod {p}: terminating {when(p, 'terminating')}, deregistered {when(p, 'deregistered')}" for p in old]
+    )
+    gated = ALB_GATE in alb_timeline.settings["readiness_gates"]
+    settings = alb_timeline.settings
+    assert not stranded, failure(
+        "readiness-gate",
+        f"{settings['replicas']} pod behind the ALB (a new target gets its first request "
+        f"{settings['registration_lag']:g} s after its containers are ready), {settings['rate']:g} requests/s: "
+        f"{len(stranded)} requests found no registered "
+        f"target (503 from the ALB) during the rolling update. {story}. Readiness gate on the new pods: "
+        f"{'yes' if gated else 'none'}.",
+        hint=0 if not gated else 1,
+    )
+    rollout = alb_timeline.summary()["rollouts"][0]
+    classes = {r.failure for r in alb_timeline.window(0) if r.failure}
+    assert rollout["failed"] == 0, failure(
+        "readiness-gate",
+        f"behind the ALB, {rollout['failed']} of {rollout['requests']} requests of the rolling update failed "
+        f"(classes {sorted(classes)}). {story}.",
+        hint=0,
+    )
+    assert rollout["requests"] >= MIN_ALB_REQUESTS, (
+        f"the rolling update behind the ALB carried {rollout['requests']} requests; the check needs at least "
+        f"{MIN_ALB_REQUESTS} to prove anything (is the machine overloaded?)"
+    )

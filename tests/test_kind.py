@@ -28,7 +28,7 @@ from workshop.kind.rollout import (
     settings_of,
 )
 from workshop.paths import ROOT
-from workshop.rollout.rehearsal import Clock, LoadGenerator, LoadShape
+from workshop.rollout.load import Clock, LoadGenerator, LoadShape
 from workshop.rollout.report import print_events, print_summary
 from workshop.rollout.timeline import Request, Timeline
 

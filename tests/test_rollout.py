@@ -394,8 +394,8 @@ def test_top_renders_a_rehearsals_pods_and_load_balancer():
 
 @pytest.mark.cluster
 def test_workshop_top_finds_a_rehearsal_and_shows_its_pods():
+    from workshop.runs import find_running
     from workshop.top.collect import Collector
-    from workshop.top.running import find_running
 
     with Rehearsal(find_lab("05"), SOLUTION) as rehearsal:
         rehearsal.publish()

@@ -15,12 +15,12 @@ import psutil
 import pytest
 from rich.console import Console
 
+from workshop import runs as running
 from workshop.celery_client import celery_client
 from workshop.curriculum import find_lab
 from workshop.layers import lab_files_dir
 from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, log_time, token_time
 from workshop.scenarios.beat import sends
-from workshop.top import running
 from workshop.top.collect import (
     Collector,
     Snapshot,

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import secrets
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import django
 
+from workshop import runs
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs, settings_modules
 from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
@@ -29,7 +29,6 @@ from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
 from workshop.services import CRM, Database, DatabaseTemplate, Redis, start_crm, start_redis, template_key
-from workshop.top import running
 from workshop.waiting import WaitTimedOut, wait_until
 
 MACHINE_DIR = Path(__file__).resolve().parent / "machine"  # its sitecustomize watches local writes
@@ -68,9 +67,9 @@ class Cluster:
         self.procfile_processes = lab.processes if procfile_processes is None else procfile_processes
         self.crm_token_limit = crm_token_limit
         self.extra_env = extra_env or {}
-        prune_old_runs(keep=KEEP_RUNS)
+        runs.prune_old_runs(keep=runs.KEEP_RUNS)
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"lab{lab.code}-", dir=runs_dir()))
-        self._in_use = hold_run_dir(self.run_dir)
+        self._in_use = runs.hold_run_dir(self.run_dir)
         self.logs_dir = self.run_dir / "logs"
         self.nodes = [
             Node(name=f"node-{i}", port=free_port(), disk=self.run_dir / f"node-{i}", stats_port=free_port())
@@ -132,7 +131,7 @@ class Cluster:
 
     def stop(self) -> None:
         self.started = False
-        running.remove_description(self.run_dir.name)
+        runs.remove_description(self.run_dir.name)
         self.supervisor.close()
         if self.database:
             self.database.drop()
@@ -410,24 +409,24 @@ http {{
         """Write (or rewrite, after a node or process changed) the description of this running cluster."""
         if not self.started:
             return
-        running.write_description(
-            running.RunningCluster(
+        runs.write_description(
+            runs.RunningCluster(
                 run=self.run_dir.name,
                 lab=self.lab.code,
                 title=self.lab.title,
-                owner=running.ProcessRef.of(os.getpid()),
+                owner=runs.ProcessRef.of(os.getpid()),
                 url=self.url if self.lb else None,
                 nginx_conf=str(self.run_dir / "lb" / "nginx.conf") if self.lb else None,
                 redis_url=self.redis.url,
                 logs_dir=str(self.logs_dir),
                 nodes=[
-                    running.NodeRef(
+                    runs.NodeRef(
                         node.name, node.url, node.process.pid if node.process else None, f"127.0.0.1:{node.stats_port}"
                     )
                     for node in self.nodes
                 ],
                 processes=[
-                    running.ProcfileRef(instance, process.pid, process.spec.command)
+                    runs.ProcfileRef(instance, process.pid, process.spec.command)
                     for instance, process in self.procfile_runs.items()
                 ],
             )
@@ -479,35 +478,6 @@ def _traceback_end(text: str, lines: int) -> str:
             block = block[: index + 1]
             break
     return "\n".join(block[-lines:])
-
-
-KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure
-
-
-IN_USE = ".in-use"  # held (flock, shared) by the process whose cluster runs in the folder
-
-
-def hold_run_dir(run_dir: Path):
-    """Mark a run directory as in use for as long as the returned file stays open."""
-    handle = open(run_dir / IN_USE, "w")
-    fcntl.flock(handle, fcntl.LOCK_SH)
-    return handle
-
-
-def prune_old_runs(keep: int) -> None:
-    """Remove all but the newest `keep` run directories of earlier clusters, never one
-    that a cluster still runs in (two checks at once, a long one and many short ones)."""
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    runs = sorted(runs_dir().iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
-    for old in runs[keep:]:
-        marker = old / IN_USE
-        if marker.exists():
-            with open(marker) as probe:
-                try:
-                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live cluster's folder
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def wait_for_log(path: Path, pattern: str, process: ManagedProcess, timeout: float = 60, offset: int = 0) -> None:

@@ -156,7 +156,7 @@ def rollout(
     """Roll the web Deployment under load (as `kubectl rollout restart`); exit 1 if any request failed."""
     from workshop.kind.rollout import RolloutFailed, run_rollouts
     from workshop.processes import raise_keyboard_interrupt_on_sigterm
-    from workshop.rollout.rehearsal import LoadShape
+    from workshop.rollout.load import LoadShape
     from workshop.rollout.report import report_rollouts
 
     with exits():

@@ -16,8 +16,8 @@ import time
 from datetime import UTC, datetime
 
 from workshop.kind.apply import NAMESPACE
+from workshop.rollout.load import Clock, LoadGenerator, LoadShape
 from workshop.rollout.manifest import surge_and_unavailable
-from workshop.rollout.rehearsal import Clock, LoadGenerator, LoadShape
 from workshop.rollout.timeline import Event, Request, Timeline
 
 DEPLOYMENT = "cms"

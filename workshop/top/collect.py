@@ -29,7 +29,7 @@ import psutil
 import redis
 
 from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, read_lock
-from workshop.top.running import NodeRef, ProcfileRef, RunningCluster, read_description
+from workshop.runs import NodeRef, ProcfileRef, RunningCluster, read_description
 
 INSPECT_TIMEOUT = 1.0  # seconds: the view never waits longer for Celery's workers
 PROBE_TIMEOUT = 0.3  # seconds for a TCP connect to an upstream or a stats server

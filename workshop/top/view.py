@@ -8,9 +8,9 @@ import time
 from rich.console import Console
 from rich.live import Live
 
+from workshop.runs import NoRunningCluster, find_running
 from workshop.top.collect import Collector
 from workshop.top.render import render
-from workshop.top.running import NoRunningCluster, find_running
 
 
 def watch(console: Console, errors: Console, run: str | None, interval: float, once: bool, as_json: bool) -> int:

@@ -1,6 +1,8 @@
-"""The description a running Cluster writes of itself, so `workshop top` in another
-terminal can find it: `<state dir>/running/<run name>.json`, written when the cluster
-has started (again whenever a node or a Procfile process changes) and removed on stop.
+"""The runs of clusters on this machine: their folders (<state dir>/runs/: logs, node
+disks; kept for a look after a failure, pruned but never while in use), and the
+description a running Cluster writes of itself, so `workshop top` in another terminal
+can find it: `<state dir>/running/<run name>.json`, written when the cluster has started
+(again whenever a node or a Procfile process changes) and removed on stop.
 
 A description is live while the process that runs the cluster is: the same pid with
 the same start time (a pid alone can be reused by an unrelated process).
@@ -8,14 +10,16 @@ the same start time (a pid alone can be reused by an unrelated process).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 
-from workshop.paths import state_dir
+from workshop.paths import runs_dir, state_dir
 
 
 def running_dir() -> Path:
@@ -152,3 +156,32 @@ def find_running(run: str | None = None) -> RunningCluster:
     if not live:
         raise NoRunningCluster("no running lab: start one with `workshop start NN`")
     return max(live, key=lambda item: item[0])[1]
+
+
+KEEP_RUNS = 10  # run directories (logs, node disks) kept for a look after a failure
+
+
+IN_USE = ".in-use"  # held (flock, shared) by the process whose cluster runs in the folder
+
+
+def hold_run_dir(run_dir: Path):
+    """Mark a run directory as in use for as long as the returned file stays open."""
+    handle = open(run_dir / IN_USE, "w")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
+def prune_old_runs(keep: int) -> None:
+    """Remove all but the newest `keep` run directories of earlier clusters, never one
+    that a cluster still runs in (two checks at once, a long one and many short ones)."""
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    newest_first = sorted(runs_dir().iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in newest_first[keep:]:
+        marker = old / IN_USE
+        if marker.exists():
+            with open(marker) as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live cluster's folder
+        shutil.rmtree(old, ignore_errors=True)

@@ -12,29 +12,42 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from workshop import progress
 from workshop.checking import run_checks, verify_lab
-from workshop.curriculum import CurriculumError, Lab, UnknownLab, all_labs, find_lab
-from workshop.errors import WorkshopError
+from workshop.curriculum import Lab, all_labs, find_lab
+from workshop.errors import BadInput, WorkshopError
 from workshop.layers import lab_files_dir, starter_text
 from workshop.paths import backups_dir
+from workshop.precheck import LabFileError
 from workshop.room import client as room_client
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # messages stay one line, easy to copy
+
+
+class WorkshopGroup(TyperGroup):
+    """The one place where an error the workshop explains becomes a message and an exit
+    code (as Django's BaseCommand.run_from_argv does with CommandError): a WorkshopError
+    raised anywhere below any command, the `kind` and `room` ones included."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WorkshopError as exc:
+            errors.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(cls=WorkshopGroup, add_completion=False, no_args_is_help=True, help=__doc__)
 
 LAB_ARG = typer.Argument(..., help="lab number, e.g. 01")
 SOLUTION_OPT = typer.Option(False, "--solution", help="use the reference solution instead of your files")
 
 
 def resolve_lab(name: str) -> Lab:
-    try:
-        return find_lab(name)
-    except (UnknownLab, CurriculumError) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    return find_lab(name)  # UnknownLab, CurriculumError: BadInput, exit 2
 
 
 def variant_of(solution: bool) -> str:
@@ -75,8 +88,7 @@ def start(
     """Run the lab's topology and print its URLs; Ctrl-C stops every process."""
     import importlib
 
-    from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
-    from workshop.procfile import ProcfileError
+    from workshop.processes import raise_keyboard_interrupt_on_sigterm
     from workshop.topology import Cluster
 
     lab = resolve_lab(lab_name)
@@ -103,9 +115,6 @@ def start(
         console.print("Watch it from a second terminal: [bold]workshop top[/bold]. Press Ctrl-C to stop everything.")
         while True:
             time.sleep(1)
-    except (ServiceFailed, ProcfileError) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopping...")
     finally:
@@ -154,8 +163,7 @@ def sweep(
     lab = resolve_lab(lab_name)
     scenario = importlib.import_module(f"workshop.scenarios.{lab.slug.split('-', 1)[1].replace('-', '_')}")
     if not hasattr(scenario, "run_sweep"):
-        errors.print(f"[red]error:[/red] lab {lab.code} has no sweep (lab 03 has one)")
-        raise typer.Exit(2)
+        raise BadInput(f"lab {lab.code} has no sweep (lab 03 has one)")
     with console.status("sweeping...") as status:
         rows = scenario.run_sweep(
             lab, tasks, repeats=repeats, progress=lambda value: status.update(f"sweeping: {value}...")
@@ -202,43 +210,34 @@ def rollout(
     json_out: Path = typer.Option(None, "--json", help="write every request and pod event here"),
 ) -> None:
     """Rehearse a rolling update of the lab's Deployment under load; exit 1 if any request failed."""
-    from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+    from workshop.processes import raise_keyboard_interrupt_on_sigterm
     from workshop.rollout.lb import LB_KINDS
-    from workshop.rollout.manifest import ManifestError
     from workshop.rollout.rehearsal import DEFAULT_LAGS, Lags, LoadShape, Rehearsal
     from workshop.rollout.report import report_rollouts
 
     lab = resolve_lab(lab_name)
     if lb not in LB_KINDS:
-        errors.print(f"[red]error:[/red] --lb must be one of {', '.join(LB_KINDS)}, not {lb!r}")
-        raise typer.Exit(2)
+        raise BadInput(f"--lb must be one of {', '.join(LB_KINDS)}, not {lb!r}")
     defaults = DEFAULT_LAGS[lb]
     lags = Lags(
         defaults.registration if registration_lag is None else registration_lag,
         defaults.deregistration if deregistration_lag is None else deregistration_lag,
     )
     raise_keyboard_interrupt_on_sigterm()
-    try:
-        rehearsal = Rehearsal(
-            lab,
-            lab_files_dir(lab, variant_of(solution)),
-            replicas=replicas,
-            shape=LoadShape(rate=rate),
-            lags=lags,
-            lb=lb,
-        )
-    except ManifestError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    rehearsal = Rehearsal(  # a malformed manifest: ManifestError, exit 2, nothing started
+        lab,
+        lab_files_dir(lab, variant_of(solution)),
+        replicas=replicas,
+        shape=LoadShape(rate=rate),
+        lags=lags,
+        lb=lb,
+    )
     try:
         with console.status(f"starting the services and {rehearsal.replicas} pods..."):
             rehearsal.__enter__()
         console.print(f"Watch it from a second terminal: [bold]workshop top[/bold] (run {rehearsal.run_dir.name}).")
         with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
             timeline = rehearsal.run(rollouts=rollouts)
-    except ServiceFailed as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("stopping...")
         raise
@@ -259,14 +258,9 @@ def check(
     lab = resolve_lab(lab_name)
     select = None
     if step:
-        try:
-            chosen = lab.step(step)
-        except KeyError as exc:
-            errors.print(f"[red]error:[/red] {exc.args[0]}; steps: {', '.join(s.id for s in lab.steps)}")
-            raise typer.Exit(2) from None
+        chosen = lab.step(step)  # UnknownStep names the steps
         if not chosen.check:
-            errors.print(f"step {step!r} only reproduces the failure: run `{chosen.demo}`")
-            raise typer.Exit(2)
+            raise BadInput(f"step {step!r} only reproduces the failure: run `{chosen.demo}`")
         select = [chosen.check]
     from workshop.check_report import print_check_result
 
@@ -274,9 +268,7 @@ def check(
     if result.blocked:
         if not solution:
             progress.record_blocked(lab, result.blocked)
-        errors.print(f"[red]error:[/red] {escape(result.blocked)}")
-        errors.print("No check ran: fix that line first (no cluster was started).")
-        raise typer.Exit(1)
+        raise LabFileError(f"{result.blocked}\nNo check ran: fix that line first (no cluster was started).")
     if not solution:
         progress.record_results(lab, result)
         room_client.report(lab, result)  # to the facilitator's room, if joined; never waits for it
@@ -308,11 +300,7 @@ def hint(
         )
         return
     step_id = step or progress.hint_step_id(data, lab)
-    try:
-        chosen = lab.step(step_id)
-    except KeyError as exc:
-        errors.print(f"[red]error:[/red] {exc.args[0]}; steps: {', '.join(s.id for s in lab.steps)}")
-        raise typer.Exit(2) from None
+    chosen = lab.step(step_id)  # UnknownStep names the steps
     shown = progress.next_hint(lab, step_id)
     console.print(f"[bold]Lab {lab.code}, step {chosen.id}[/bold] ({chosen.title})")
     if shown.seen is not None:
@@ -427,12 +415,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except CurriculumError as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}")
-        sys.exit(2)
-    except WorkshopError as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}")
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,22 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workshop.errors import BadInput
 from workshop.paths import LABS_DIR, SOLUTIONS_DIR, STARTERS_DIR
 
 
-class UnknownLab(LookupError):
+class UnknownLab(BadInput, LookupError):
     """Raised for a lab number or name that does not exist; its text names the labs that do."""
 
 
-class CurriculumError(ValueError):
+class UnknownStep(BadInput, KeyError):
+    """A step id a lab does not have; its text names the steps it has."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class CurriculumError(BadInput, ValueError):
     """A lab.toml that cannot be read: its text names the file and the problem."""
 
 
@@ -159,7 +167,7 @@ class Lab:
         for step in self.steps:
             if step.id == step_id:
                 return step
-        raise KeyError(f"lab {self.code} has no step {step_id!r}")
+        raise UnknownStep(f"lab {self.code} has no step {step_id!r}; its steps: {', '.join(s.id for s in self.steps)}")
 
 
 def load_lab(path: Path) -> Lab:

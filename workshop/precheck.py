@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from workshop.curriculum import Lab
+from workshop.errors import WorkshopError
 from workshop.layers import layer_dirs, settings_modules
 from workshop.paths import PYTHON, ROOT
 from workshop.procfile import ProcfileError, read_procfile
@@ -38,7 +39,7 @@ except BaseException as exc:
 """
 
 
-class LabFileError(Exception):
+class LabFileError(WorkshopError):
     """One lab file that cannot run; its text is file, line and message, on one line."""
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
+from workshop.errors import WorkshopError
 from workshop.ports import PORT_CLASH
 
 
-class ServiceFailed(RuntimeError):
+class ServiceFailed(WorkshopError, RuntimeError):
     """A process did not become ready; the message carries the tail of its log."""
 
 

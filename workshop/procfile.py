@@ -5,12 +5,13 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from workshop.errors import BadInput
 from workshop.paths import ROOT, venv_script
 
 BASE_PROCFILE = ROOT / "Procfile"
 
 
-class ProcfileError(ValueError):
+class ProcfileError(BadInput, ValueError):
     pass
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from workshop.errors import BadInput
 from workshop.paths import runs_dir, state_dir
 
 
@@ -126,7 +127,7 @@ def remove_description(run: str) -> None:
     description_path(run).unlink(missing_ok=True)
 
 
-class NoRunningCluster(LookupError):
+class NoRunningCluster(BadInput, LookupError):
     pass
 
 

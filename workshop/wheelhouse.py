@@ -23,6 +23,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from workshop.errors import WorkshopError
 from workshop.paths import ROOT
 
 # requirements-dev.lock holds every pin of requirements.lock and of the optional groups
@@ -90,7 +91,7 @@ class Pin:
         return marker is None or marker.evaluate(target.environment(python_full_version))
 
 
-class WheelhouseError(RuntimeError):
+class WheelhouseError(WorkshopError, RuntimeError):
     """A target cannot be served from wheels alone."""
 
 

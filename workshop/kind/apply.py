@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from workshop.errors import WorkshopError
 from workshop.kind.cluster import BadInput
 from workshop.paths import ROOT
 
@@ -27,7 +28,7 @@ CONFIG_MAPS = {"cms-uwsgi": "uwsgi.ini", "cms-nginx": "nginx.conf"}
 CONFIG_CHECKSUM = "workshop/config-checksum"
 
 
-class DeployFailed(RuntimeError):
+class DeployFailed(WorkshopError, RuntimeError):
     pass
 
 

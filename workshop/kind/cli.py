@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from workshop.errors import WorkshopError
 from workshop.kind import apply, cluster, images
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -32,27 +33,20 @@ def needs_the_kind_group() -> None:
 
 @contextmanager
 def exits():
-    """Known failures become one line on stderr: exit 2 for what is missing or malformed
-    (nothing was changed), exit 1 for what failed while running."""
+    """The Kubernetes and Docker clients' own errors become the workshop's (one line, exit
+    1); the workshop's own (a missing tool, a malformed file: exit 2) pass through to the
+    one handler of the command line."""
     from kubernetes.client.exceptions import ApiException
 
     try:
         yield
-    except (cluster.ToolMissing, cluster.BadInput) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except (cluster.KindFailed, apply.DeployFailed, images.BuildFailed) as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     except ApiException as exc:
-        errors.print(f"[red]error:[/red] the Kubernetes API answered {exc.status} {exc.reason}{api_message(exc)}")
-        raise typer.Exit(1) from None
+        raise WorkshopError(f"the Kubernetes API answered {exc.status} {exc.reason}{api_message(exc)}") from None
     except Exception as exc:
         import docker
 
         if isinstance(exc, docker.errors.DockerException):
-            errors.print(f"[red]error:[/red] docker: {str(exc)[:300]}")
-            raise typer.Exit(1) from None
+            raise WorkshopError(f"docker: {str(exc)[:300]}") from None
         raise
 
 
@@ -154,7 +148,7 @@ def rollout(
     json_out: Path = typer.Option(None, "--json", help="write every request and pod event here"),
 ) -> None:
     """Roll the web Deployment under load (as `kubectl rollout restart`); exit 1 if any request failed."""
-    from workshop.kind.rollout import RolloutFailed, run_rollouts
+    from workshop.kind.rollout import run_rollouts
     from workshop.processes import raise_keyboard_interrupt_on_sigterm
     from workshop.rollout.load import LoadShape
     from workshop.rollout.report import report_rollouts
@@ -170,9 +164,6 @@ def rollout(
             apply.wait_for_deployments(api)
             with console.status(f"{rollouts} rolling update(s) under {rate:g} requests/s..."):
                 timeline = run_rollouts(api, LoadShape(rate=rate), _url(), rollouts=rollouts)
-        except RolloutFailed as exc:
-            errors.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("stopping...")
             raise

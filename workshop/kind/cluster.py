@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from workshop import errors
 from workshop.paths import ROOT
 
 CLUSTER_NAME = "workshop"
@@ -20,15 +21,15 @@ CONFIG = ROOT / "kind-config.yaml"
 DOCTOR = "`workshop doctor` explains"
 
 
-class ToolMissing(RuntimeError):
+class ToolMissing(errors.BadInput, RuntimeError):
     """docker or kind is not installed, or the Docker engine does not answer (exit code 2)."""
 
 
-class BadInput(ValueError):
+class BadInput(errors.BadInput, ValueError):
     """A file the kind path reads is missing or malformed (exit code 2, nothing changed)."""
 
 
-class KindFailed(RuntimeError):
+class KindFailed(errors.WorkshopError, RuntimeError):
     """A kind command ran and failed (exit code 1)."""
 
 

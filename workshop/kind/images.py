@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from workshop.errors import WorkshopError
 from workshop.kind.cluster import BadInput
 from workshop.paths import ROOT
 
@@ -26,7 +27,7 @@ LAB_DEPLOYMENTS = (
 )
 
 
-class BuildFailed(RuntimeError):
+class BuildFailed(WorkshopError, RuntimeError):
     pass
 
 

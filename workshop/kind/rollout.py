@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from workshop.errors import WorkshopError
 from workshop.kind.apply import NAMESPACE
 from workshop.rollout.load import Clock, LoadGenerator, LoadShape
 from workshop.rollout.manifest import surge_and_unavailable
@@ -294,7 +295,7 @@ class PodWatcher:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
-class RolloutFailed(RuntimeError):
+class RolloutFailed(WorkshopError, RuntimeError):
     pass
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import yaml
 
+from workshop.errors import BadInput
 
-class ManifestError(ValueError):
+
+class ManifestError(BadInput, ValueError):
     """The Deployment cannot be rehearsed; the text names the file and the field."""
 
 

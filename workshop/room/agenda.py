@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.curriculum import Lab
+from workshop.errors import BadInput
 
 AGENDAS_FILE = Path(__file__).with_name("agendas.toml")
 ON_PACE_MINUTES = 3  # closer than this to the plan is "on pace"
 
 
-class AgendaError(ValueError):
+class AgendaError(BadInput, ValueError):
     """An unknown agenda name or a malformed agendas file: its text says which."""
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from workshop.curriculum import all_labs
+from workshop.errors import WorkshopError
 from workshop.paths import state_dir
 from workshop.room import client
 
@@ -62,18 +63,14 @@ def serve(
 ) -> None:
     """Open the room: a live page of every attendee's progress, and a join code for them."""
     from workshop.processes import raise_keyboard_interrupt_on_sigterm
-    from workshop.room.agenda import AgendaError, clock, find_agenda
+    from workshop.room.agenda import clock, find_agenda
     from workshop.room.server import RoomServer, lan_address
     from workshop.room.state import Room, show_code
 
     labs = all_labs()
     path = snapshot or state_dir() / "room-server.json"
     data = {} if new else load_snapshot(path)
-    try:
-        chosen = find_agenda(agenda or data.get("agenda") or "90min", {lab.code: lab for lab in labs})
-    except AgendaError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    chosen = find_agenda(agenda or data.get("agenda") or "90min", {lab.code: lab for lab in labs})
     began = parse_start(start) if start else data.get("started")
     room = Room(labs, chosen, code=data.get("code"), key=data.get("key"), started=began, on_event=say)
     try:
@@ -91,8 +88,7 @@ def serve(
         server = RoomServer(room, host, port if port is not None else data.get("port", 0), path, shown)
     except OSError as exc:
         if port is not None or not data.get("port"):
-            errors.print(f"[red]error:[/red] cannot listen on {host}:{port or 0}: {exc.strerror}")
-            raise typer.Exit(1) from None
+            raise WorkshopError(f"cannot listen on {host}:{port or 0}: {exc.strerror}") from None
         server = RoomServer(room, host, 0, path, shown)  # the snapshot's port is taken: attendees join again
     server.save()
     labs_today = ", ".join(f"lab {slot.lab} at {clock(slot.start)}" for slot in chosen.slots if slot.lab)
@@ -125,11 +121,7 @@ def join(
 
     if client.joined():
         client.leave()
-    try:
-        answer = client.join(address, code, name)
-    except client.RoomClientError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    answer = client.join(address, code, name)  # RoomClientError: one line, exit 1
     say(f"Joined the room at {client.base_url(address)} as {answer['name']}.")
     say(
         "From now on `workshop check` and `workshop watch` send each result: the lab, the step, passed or "

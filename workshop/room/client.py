@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workshop.errors import WorkshopError
 from workshop.paths import state_dir
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ TIMEOUT = 1.5  # seconds for one post
 FLUSH_SECONDS = 2.0  # at most this long at exit to finish queued posts
 
 
-class RoomClientError(RuntimeError):
+class RoomClientError(WorkshopError, RuntimeError):
     """Joining failed: the text says why (unreachable, or the room's own error)."""
 
 

@@ -36,8 +36,8 @@ from workshop.curriculum import find_lab
 from workshop.layers import layer_dirs, settings_modules
 from workshop.paths import BIN_DIR, ROOT, state_dir
 from workshop.procfile import read_procfile
+from workshop.rollout.load import SLOW_SECONDS
 from workshop.rollout.manifest import PreStop, surge_and_unavailable
-from workshop.rollout.rehearsal import SLOW_SECONDS
 
 K8S = ROOT / "k8s"
 AWS = K8S / "aws"

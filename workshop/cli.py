@@ -211,8 +211,9 @@ def rollout(
 ) -> None:
     """Rehearse a rolling update of the lab's Deployment under load; exit 1 if any request failed."""
     from workshop.processes import raise_keyboard_interrupt_on_sigterm
-    from workshop.rollout.lb import LB_KINDS
-    from workshop.rollout.rehearsal import DEFAULT_LAGS, Lags, LoadShape, Rehearsal
+    from workshop.rollout.lb import DEFAULT_LAGS, LB_KINDS, Lags
+    from workshop.rollout.load import LoadShape
+    from workshop.rollout.rehearsal import Rehearsal
     from workshop.rollout.report import report_rollouts
 
     lab = resolve_lab(lab_name)

@@ -22,11 +22,31 @@ import asyncio
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.paths import venv_script
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec
+from workshop.rollout.manifest import ALB_GATE_PREFIX
+
+# The TargetGroupBinding the AWS Load Balancer Controller would make for the Ingress of
+# k8s/aws (its name is generated), and so the condition type of the gate it injects.
+ALB_TARGET_GROUP_BINDING = "k8s-workshop-cms-5e0d1a5b2c"
+ALB_GATE = ALB_GATE_PREFIX + ALB_TARGET_GROUP_BINDING
+
+
+@dataclass(frozen=True)
+class Lags:
+    registration: float = 1.0  # the pod's containers Ready -> the load balancer sends it traffic
+    deregistration: float = 3.0  # termination (or un-Ready) -> the load balancer stops sending
+
+
+# kube-proxy and a proxy in front of it take a second or so; an ALB registers a target,
+# then health-checks it until it is healthy: tens of seconds on AWS (this repository's
+# Ingress checks every 5 s and wants 2 in a row), scaled down here so a check costs seconds.
+DEFAULT_LAGS = {"l4": Lags(1.0, 3.0), "alb": Lags(8.0, 3.0), "l7": Lags(1.0, 3.0)}
+
 
 LB_KINDS = ("l4", "alb", "l7")  # the first is the default: what kind runs
 

@@ -4,15 +4,20 @@ evidence of the observe step. `workshop start 05` runs the same pods without a r
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from workshop.curriculum import Lab
 from workshop.processes import ServiceFailed, raise_keyboard_interrupt_on_sigterm
+from workshop.rollout.load import SLOW_SECONDS
 from workshop.rollout.manifest import ManifestError
+from workshop.rollout.pod import Pod
 from workshop.rollout.rehearsal import Rehearsal
 from workshop.rollout.report import print_summary
 
@@ -68,3 +73,78 @@ def start(lab: Lab, files_dir: Path, console: Console, errors: Console) -> int:
         return 0
     finally:
         rehearsal.close()
+
+
+# -- lab 05's check of SIGTERM with requests in flight ------------------------------------
+
+
+@dataclass
+class SigtermResult:
+    """Slow requests sent straight to one pod, then the uWSGI container stopped as the
+    kubelet stops it (its preStop, then its stop signal) while they run."""
+
+    statuses: list[int | str]  # each request's status, or its error
+    exited: bool  # the uWSGI master exited (rather than reloading)
+    exit_code: int | None
+    seconds_to_exit: float | None
+    sequence: str  # what was done to uWSGI, in order
+
+    @property
+    def all_ok(self) -> bool:
+        return all(status == 200 for status in self.statuses)
+
+
+def sigterm_in_flight(
+    rehearsal: Rehearsal, requests: int = 4, seconds: float = SLOW_SECONDS, pod: Pod | None = None
+) -> SigtermResult:
+    """What stopping a pod's uWSGI container does to requests it is serving: a pod of its own
+    (not in the Service), `requests` slow requests through its sidecar, then, once every one
+    of them has started, the kubelet's sequence for the uWSGI container: its preStop hook
+    (the sleeps in it skipped: the requests are already in flight), then its stop signal.
+    Only uWSGI is stopped: the sidecar stays up to carry the answers back. `pod`: one
+    created out of the Service beforehand (it may have started while other things ran)."""
+    pod = pod or rehearsal.create_pod(in_service=False)
+    try:
+        rehearsal.wait_until(lambda: pod.serving, 60, f"pod {pod.name}")
+        statuses: list[int | str] = []
+        url = f"http://127.0.0.1:{pod.service_port}/healthz/slow?seconds={seconds:g}"
+
+        def one() -> None:
+            try:
+                statuses.append(httpx.get(url, timeout=seconds + 30).status_code)
+            except httpx.HTTPError as exc:
+                statuses.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=one, daemon=True) for _ in range(requests)]
+        for thread in threads:
+            thread.start()
+        container = rehearsal.deployment.container("uwsgi")
+        uwsgi = pod.processes[container.name]
+        # In flight means a worker is running them: wait for cms to log each one's start
+        # (a fixed pause is not enough on a busy machine; queued requests are not in flight).
+        started = lambda: uwsgi.spec.log_path.read_text(errors="replace").count("slow request started")  # noqa: E731
+        rehearsal.wait_until(lambda: started() >= requests, 60, f"{requests} slow requests on {pod.name}")
+        signalled = time.monotonic()
+        steps = []
+        if container.pre_stop:
+            steps.append("its preStop" + (" (its sleep skipped)" if container.pre_stop.seconds else ""))
+        steps.append(f"{container.stop_signal.name} ({container.stop_signal_from})")
+        deadline = signalled + seconds + 15  # past the wait below: the check sees uWSGI still running
+        stopper = threading.Thread(target=pod.stop_container, args=(container, deadline, True), daemon=True)
+        stopper.start()
+        for thread in threads:
+            thread.join(seconds + 35)
+        while uwsgi.running() and time.monotonic() - signalled < seconds + 10:
+            time.sleep(0.1)
+        exited = not uwsgi.running()
+        return SigtermResult(
+            statuses=statuses,
+            exited=exited,
+            exit_code=uwsgi.wait(1) if exited else None,
+            seconds_to_exit=round(time.monotonic() - signalled, 2) if exited else None,
+            sequence=", then ".join(steps),
+        )
+    finally:
+        pod.gone.set()
+        for process in pod.processes.values():
+            rehearsal.stop_process(process)

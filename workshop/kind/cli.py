@@ -124,13 +124,18 @@ def build() -> None:
 
 
 @app.command()
-def deploy(solution: bool = SOLUTION_OPT) -> None:
+def deploy(
+    solution: bool = SOLUTION_OPT,
+    allow_broken: bool = typer.Option(
+        False, "--allow-broken", help="deploy a web Deployment that breaks a rollout rule (to watch it fail)"
+    ),
+) -> None:
     """Apply k8s/*.yaml, wait for the migrations Job, then the lab's web Deployment and its ConfigMaps."""
     with exits():
         cluster.preflight(docker=False)
         api = cluster.connect()
-        try:
-            apply.deploy(api, files_dir(solution), say)  # reads every file before it applies any
+        try:  # reads every file, and checks the rollout rules, before it applies any
+            apply.deploy(api, files_dir(solution), say, allow_broken=allow_broken)
         finally:
             api.close()
         console.print(f"deployed; the site is on {_url()}")

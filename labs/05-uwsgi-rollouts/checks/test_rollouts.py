@@ -12,13 +12,27 @@ timing margins (preStop 5 s against a 3 s lag) are seconds, not milliseconds.
 
 import re
 
+import yaml
+
 from workshop.rollout.lb import ALB_GATE
 from workshop.rollout.load import SLOW_SECONDS
+from workshop.rollout.manifest import surge_and_unavailable
+from workshop.rollout.rules import grace_problems, strategy_problems
 from workshop.scenarios.uwsgi_rollouts import sigterm_in_flight
 
 MIN_REQUESTS = 2000  # in the kube-proxy rolling update
 MIN_RATE = 100.0  # requests per second, over the kube-proxy rolling update
 MIN_ALB_REQUESTS = 500  # in the ALB one, at ALB_RATE
+
+
+def documents(path):
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def taken_out_of(manifest: dict, replicas: int) -> int:
+    """Pods the rolling update takes out before their replacement is Ready, at this count."""
+    rolling = manifest["spec"].get("strategy", {}).get("rollingUpdate", {})
+    return surge_and_unavailable(replicas, rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%"))[1]
 
 
 def failures(timeline, kind, window: int | None = None):
@@ -137,7 +151,24 @@ def test_no_request_reaches_a_pod_before_the_app_serves(rehearsal, timeline, fai
     )
 
 
-def test_a_rolling_update_under_load_loses_no_request(rehearsal, timeline, failure):
+def test_a_rolling_update_under_load_loses_no_request(request, lab_files, failure):
+    # The rules first (workshop.rollout.rules, the ones `workshop kind deploy` enforces): a
+    # grace period or a strategy that breaks one is answered in a second, before any rollout.
+    manifest = documents(lab_files / "k8s" / "deployment.yaml")[0]
+    grace, strategy = grace_problems(manifest, SLOW_SECONDS), strategy_problems(manifest)
+    assert not grace, failure(
+        "grace-and-strategy",
+        f"{'; '.join(grace)}: the kubelet SIGKILLs whatever still runs when the grace period ends, and the "
+        "preStop hooks count against it (the default, when it is not set, is 30 s: this lab wants it set).",
+        hint=0,
+    )
+    assert not strategy, failure(
+        "grace-and-strategy",
+        f"{'; '.join(strategy)}; taken out before a replacement is Ready, per replica count: "
+        f"{ {n: out for n in range(1, 11) if (out := taken_out_of(manifest, n))} }.",
+        hint=1,
+    )
+    rehearsal, timeline = request.getfixturevalue("rehearsal"), request.getfixturevalue("timeline")
     deployment = rehearsal.deployment
     summary = timeline.summary()
     longest_pre_stop = max((c.pre_stop.seconds for c in deployment.containers if c.pre_stop), default=0)

@@ -31,7 +31,11 @@ def wait_until(
     interval: float = 0.1,
     logs: Iterable[Path] = (),
     give_up: Callable[[], bool] | None = None,
+    explain: Callable[[], str] | None = None,
+    error: type[WorkshopError] = WaitTimedOut,
 ) -> T:
+    """`explain` adds what the world looks like at the timeout (the pod that is not Ready);
+    `error` is the workshop error to raise (DeployFailed, ServiceFailed...)."""
     from workshop.processes import log_tail
 
     deadline = time.monotonic() + timeout
@@ -43,5 +47,6 @@ def wait_until(
         if stopped or time.monotonic() > deadline:
             reason = "gave up: what it waited on has stopped" if stopped else f"waited {timeout:g} s"
             tails = "".join(f"\nLast lines of {path}:\n{log_tail(path)}" for path in logs)
-            raise WaitTimedOut(f"{what} did not happen ({reason}).{tails}")
+            detail = f": {explain()}" if explain else ""
+            raise error(f"{what} did not happen ({reason}){detail}.{tails}")
         time.sleep(interval)

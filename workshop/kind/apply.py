@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 from workshop.errors import WorkshopError
 from workshop.kind.cluster import BadInput
 from workshop.paths import ROOT
+from workshop.waiting import wait_until
 
 NAMESPACE = "workshop"
 MANIFESTS = ROOT / "k8s"
@@ -135,14 +135,6 @@ def not_ready_pod(core, namespace: str, selector: str) -> str:
     return "every pod is Ready"
 
 
-def wait_until(check: Callable[[], bool], timeout: float, explain: Callable[[], str], what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise DeployFailed(f"{what} not done after {timeout:g} s: {explain()}")
-        time.sleep(1)
-
-
 def wait_for_job(api, name: str = MIGRATE_JOB, namespace: str = NAMESPACE, timeout: float = 300) -> None:
     def done() -> bool:
         status = api.batch.read_namespaced_job_status(name, namespace).status
@@ -150,7 +142,14 @@ def wait_for_job(api, name: str = MIGRATE_JOB, namespace: str = NAMESPACE, timeo
             raise DeployFailed(f"the Job {name} failed: " + not_ready_pod(api.core, namespace, f"job-name={name}"))
         return bool(status.succeeded)
 
-    wait_until(done, timeout, lambda: not_ready_pod(api.core, namespace, f"job-name={name}"), f"the Job {name}")
+    wait_until(
+        done,
+        f"the Job {name} completing",
+        timeout,
+        interval=1,
+        explain=lambda: not_ready_pod(api.core, namespace, f"job-name={name}"),
+        error=DeployFailed,
+    )
 
 
 def deployment_available(deployment) -> bool:
@@ -171,9 +170,11 @@ def wait_for_deployments(api, namespace: str = NAMESPACE, timeout: float = 300) 
         selector = ",".join(f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items())
         wait_until(
             lambda name=name: deployment_available(api.apps.read_namespaced_deployment_status(name, namespace)),
+            f"the Deployment {name} becoming available",
             timeout,
-            lambda selector=selector: not_ready_pod(api.core, namespace, selector),
-            f"the Deployment {name}",
+            interval=1,
+            explain=lambda selector=selector: not_ready_pod(api.core, namespace, selector),
+            error=DeployFailed,
         )
 
 

@@ -40,6 +40,7 @@ from workshop.rollout.manifest import (
 from workshop.rollout.pod import Pod
 from workshop.rollout.timeline import Event, Timeline
 from workshop.topology import Cluster
+from workshop.waiting import wait_until
 
 MANIFEST = "k8s/deployment.yaml"
 CONTAINER_START_SECONDS = 1.0  # the cms container's entrypoint, before uWSGI runs
@@ -240,13 +241,19 @@ class Rehearsal:
         return pod.start()
 
     def wait_until(self, condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise ServiceFailed(f"{what} did not get ready in {timeout:g} s; logs in {self.logs_dir}")
-            if self.closing.is_set():
+        def ready():
+            if self.closing.is_set():  # Ctrl-C: the rehearsal is closing
                 raise KeyboardInterrupt
-            time.sleep(0.05)
+            return condition()
+
+        wait_until(
+            ready,
+            f"{what} getting ready",
+            timeout,
+            0.05,
+            explain=lambda: f"logs in {self.logs_dir}",
+            error=ServiceFailed,
+        )
 
     def scale(self, replicas: int) -> list[Pod]:
         """`kubectl scale`: delete the newest pods beyond `replicas` (they terminate as usual)."""

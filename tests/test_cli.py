@@ -18,14 +18,9 @@ WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
 
 def workshop(*args, env=None, input=None, timeout=120):
-    return subprocess.run(
-        [*WORKSHOP, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        input=input,
-        timeout=timeout,
-    )
+    from conftest import run_workshop
+
+    return run_workshop(*args, env=env, input=input, timeout=timeout)
 
 
 @pytest.mark.parametrize(

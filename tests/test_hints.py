@@ -3,7 +3,6 @@ the name travels (report -> results JSON -> progress), `workshop hint` shows tha
 first, and the curriculum lint catches a check naming a hint that does not exist."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,13 +19,9 @@ WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
 
 def workshop(*args, state_dir):
-    return subprocess.run(
-        [*WORKSHOP, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WORKSHOP_STATE_DIR": str(state_dir)},
-        timeout=120,
-    )
+    from conftest import run_workshop
+
+    return run_workshop(*args, env={"WORKSHOP_STATE_DIR": str(state_dir)})
 
 
 def failed_run(lab, step_id, hint, seen="2 of 4 reports lacked events"):

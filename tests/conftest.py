@@ -33,16 +33,16 @@ def tier_of(item_or_report) -> str:
     return next((tier for tier in TIERS if tier in keywords), "fast")
 
 
-@pytest.fixture(autouse=True)
-def _share_the_machine(request):
-    tier = tier_of(request.node)
-    if tier == "fast":
-        yield
-        return
-    mode = fcntl.LOCK_EX if "cpu" in request.node.keywords else fcntl.LOCK_SH
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Outermost, so the wait for the lock is outside the test's own timeout (pytest-timeout
+    times the protocol inside this wrapper): a test that waits its turn is not slow."""
+    if tier_of(item) == "fast":
+        return (yield)
+    mode = fcntl.LOCK_EX if "cpu" in item.keywords else fcntl.LOCK_SH
     with open(Path(os.environ["WORKSHOP_STATE_DIR"]) / "machine.lock", "w") as lock:
         fcntl.flock(lock, mode)
-        yield
+        return (yield)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -18,7 +18,7 @@ WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
 
 def workshop(*args, env=None, input=None, timeout=120):
-    from conftest import run_workshop
+    from cli_support import run_workshop
 
     return run_workshop(*args, env=env, input=input, timeout=timeout)
 

@@ -19,7 +19,7 @@ WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
 
 def workshop(*args, state_dir):
-    from conftest import run_workshop
+    from cli_support import run_workshop
 
     return run_workshop(*args, env={"WORKSHOP_STATE_DIR": str(state_dir)})
 

@@ -239,6 +239,7 @@ def test_celery_leaks_notebook_measures_the_leak_and_the_fixes(monkeypatch):
 
 
 @pytest.mark.cluster
+@pytest.mark.cpu  # timed against a 1 s tick: alone on the machine, as lab 04's checks
 @pytest.mark.timeout(900)
 def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
     window = 8

@@ -47,8 +47,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ROOT) $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
 # Side by side: most cluster tests wait (on beats, restarts, timeouts), so several run at
-# once; a test marked `cpu` runs alone (tests/conftest.py). TEST_WORKERS=0 runs one at a time.
-TEST_WORKERS ?= 3
+# once; a test marked `cpu` runs alone (tests/conftest.py). TEST_WORKERS=0 runs one at a time,
+# and so does a run against an external Redis: every cluster empties the database REDIS_URL
+# names, so two clusters on it at once would empty each other's.
+TEST_WORKERS ?= $(if $(REDIS_URL),0,3)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

@@ -48,9 +48,9 @@ lab: $(STAMP)
 
 # Side by side: most cluster tests wait (on beats, restarts, timeouts), so several run at
 # once; a test marked `cpu` runs alone (tests/conftest.py). TEST_WORKERS=0 runs one at a time,
-# and so does a run against an external Redis: every cluster empties the database REDIS_URL
-# names, so two clusters on it at once would empty each other's.
-TEST_WORKERS ?= $(if $(REDIS_URL),0,3)
+# and so does a run against an external Redis, unless WORKSHOP_REDIS_DATABASES names databases
+# the clusters may take one each: every cluster empties the database it uses.
+TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),3,0),3)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

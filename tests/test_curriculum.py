@@ -60,7 +60,8 @@ def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab, record
     result = verify_lab(lab)
     assert result.problems == []
     table = {v.step_id: (v.starter, v.solution) for v in result.steps}
-    assert all(v.sound for v in result.steps), f"(starter, solution) per step: {table}"
+    saw = {v.step_id: v.solution_saw for v in result.steps if v.solution_saw}
+    assert all(v.sound for v in result.steps), f"(starter, solution) per step: {table}; on the solution: {saw}"
     wrong = {v.variant.id: v.problem for v in result.wrong_fixes if not v.sound}
     assert not wrong, f"wrong fixes that did not fail at their step: {wrong}"
     alternatives = {v.variant.id: v.outcome for v in result.alternatives if not v.sound}

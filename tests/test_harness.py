@@ -237,3 +237,25 @@ def test_every_nginx_the_harness_configures_passes_nginx_t(tmp_path):
     result = subprocess.run([*nginx.command(tmp_path, conf), "-t"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "syntax is ok" in result.stderr
+
+
+def test_runs_side_by_side_on_one_external_redis_each_take_a_database_of_their_own(tmp_path, monkeypatch):
+    from workshop.errors import BadInput
+    from workshop.services import claim_redis_database
+
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
+    external = "redis://127.0.0.1:6379/15"
+    assert claim_redis_database(external) == (external, None)  # not asked: the URL's own database
+
+    monkeypatch.setenv("WORKSHOP_REDIS_DATABASES", "10-11")
+    first_url, first = claim_redis_database(external)
+    second_url, second = claim_redis_database(external)
+    assert (first_url, second_url) == ("redis://127.0.0.1:6379/10", "redis://127.0.0.1:6379/11")
+    first.close()  # that run ended: its database is free again
+    third_url, third = claim_redis_database(external)
+    assert third_url == first_url
+    second.close(), third.close()
+
+    monkeypatch.setenv("WORKSHOP_REDIS_DATABASES", "12-99")
+    with pytest.raises(BadInput, match="expected database numbers 0-15"):
+        claim_redis_database(external)

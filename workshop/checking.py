@@ -103,6 +103,7 @@ class StepVerdict:
     step_id: str
     starter: str  # CheckRun.verdict: "failed" means the check's own assertion failed
     solution: str
+    solution_saw: str = ""  # what the check saw when it failed on the solution (the seen of its failure)
 
     @property
     def sound(self) -> bool:
@@ -172,7 +173,12 @@ def verify_lab(lab: Lab, quiet: bool = True, corpus: bool = True) -> LabVerifica
         shutil.rmtree(starter_dir, ignore_errors=True)
     solution = run_checks(lab, lab_files_dir(lab, "solution"), quiet=quiet)
     verdicts = [
-        StepVerdict(step.id, starter.verdict(step.check_name), solution.verdict(step.check_name))
+        StepVerdict(
+            step.id,
+            starter.verdict(step.check_name),
+            solution.verdict(step.check_name),
+            (solution.failure_of(step.check_name) or {}).get("seen", ""),
+        )
         for step in lab.checked_steps
     ]
     regressions = [

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def write_description(cluster: RunningCluster) -> Path:
     """Write atomically (a reader never sees half a file)."""
     path = description_path(cluster.run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
     partial.write_text(json.dumps(cluster.to_dict(), indent=2))
     partial.replace(path)
     return path

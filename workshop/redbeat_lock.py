@@ -9,7 +9,7 @@ starts trying (celery/beat.py, `Service.start`) and `beat: Acquired lock` once i
 So the holder is the beat run that started at or before the token's time and acquired the lock
 at or after it: one run only, since a token is made once per run.
 
-Used by lab 04's checks and notebook (workshop.scenarios.beat) and by `workshop top`.
+Used by lab 04's checks and notebook (workshop.scenarios.beat_startup) and by `workshop top`.
 """
 
 from __future__ import annotations

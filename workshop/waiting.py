@@ -33,9 +33,12 @@ def wait_until(
     give_up: Callable[[], bool] | None = None,
     explain: Callable[[], str] | None = None,
     error: type[WorkshopError] = WaitTimedOut,
+    raise_on_timeout: bool = True,
 ) -> T:
     """`explain` adds what the world looks like at the timeout (the pod that is not Ready);
-    `error` is the workshop error to raise (DeployFailed, ServiceFailed...)."""
+    `error` is the workshop error to raise (DeployFailed, ServiceFailed...). With
+    `raise_on_timeout=False` the wait ends without an error, returning the condition's last
+    (falsy) value: for a caller that tells what it saw itself."""
     from workshop.processes import log_tail
 
     deadline = time.monotonic() + timeout
@@ -45,6 +48,8 @@ def wait_until(
             return result
         stopped = give_up is not None and give_up()
         if stopped or time.monotonic() > deadline:
+            if not raise_on_timeout:
+                return result
             reason = "gave up: what it waited on has stopped" if stopped else f"waited {timeout:g} s"
             tails = "".join(f"\nLast lines of {path}:\n{log_tail(path)}" for path in logs)
             detail = f": {explain()}" if explain else ""

@@ -1,6 +1,6 @@
-"""A settings layer that lab 04's checks put after the lab's own (see `probe_layers`): one more
-periodic entry, `probe`, whose period the check knows and controls, so that a check can restart
-every beat between two of its runs in seconds instead of waiting for a crontab minute.
+"""A settings layer that lab 04's checks put after the lab's own (see `beat_restart.probe_layers`):
+one more periodic entry, `probe`, whose period the check knows and controls, so that a check can
+restart every beat between two of its runs in seconds instead of waiting for a crontab minute.
 
 cms.settings imports each layer in turn while it is itself being imported, and copies the
 layer's UPPERCASE names into its own: the schedule the layers before this one built is already

@@ -10,24 +10,15 @@ CELERY_WORKER_* settings, and they read your values only to tell you what they s
 import pytest
 
 from workshop.celery_client import celery_client
-from workshop.scenarios.celery_leaks import (
+from workshop.scenarios.celery_renders import LARGE, SLOW_SECONDS, SMALL, children_rss_kib, leak_kib, run_batch
+from workshop.scenarios.celery_task_loss import (
     COMES_BACK_WITHIN,
-    LARGE,
     MAX_POISON_RUNS,
-    SLOW_SECONDS,
-    SMALL,
-    TaskEvents,
     assert_kill_loses_no_task,
-    celery_values,
-    children_rss_kib,
-    discard_worker,
-    leak_kib,
     lose_worker,
-    run_batch,
     send_poison,
-    start_worker,
-    worker_limit,
 )
+from workshop.scenarios.celery_workers import TaskEvents, celery_values, discard_worker, start_worker, worker_limit
 
 CLUSTER_OPTIONS = {"nodes": 0, "procfile_processes": ()}  # Valkey and the database; each check starts its worker
 TASKS = 1000

@@ -15,29 +15,20 @@ import pytest
 
 from workshop.curriculum import load_lab
 from workshop.local_writes import describe
-from workshop.scenarios.beat import (
-    BEATS,
-    EMBEDDED,
-    PROBE,
-    PROBE_SECONDS,
-    clock,
+from workshop.scenarios.beat import schedule_files
+from workshop.scenarios.beat_failover import kill_the_sender
+from workshop.scenarios.beat_restart import PROBE, PROBE_SECONDS, probe_layers, restart_across_due
+from workshop.scenarios.beat_startup import (
     exited_beats,
-    kill_the_sender,
     lock_holder,
-    probe_layers,
     procfile_line,
     redbeat_redis_url_setting,
-    restart_across_due,
-    schedule_files,
     seconds_text,
-    sends,
-    shortest_gap,
     startup_settings,
-    utcnow,
-    wait_for,
-    watch,
     worker_runs_a_beat,
 )
+from workshop.scenarios.beat_ticks import BEATS, EMBEDDED, clock, sends, shortest_gap, utcnow, watch
+from workshop.waiting import wait_until
 
 LAB = load_lab(Path(__file__).resolve().parents[1])
 CLUSTER_OPTIONS = {"nodes": 0, "extra_env": probe_layers(LAB)}  # a worker and two beats; no web nodes
@@ -89,7 +80,13 @@ def lock_settings(cluster, name: str) -> str:
 
 def test_one_beat_sends_each_tick(cluster, failure):
     started = utcnow()
-    wait_for(lambda: [when for when, _ in sends(cluster) if when >= started], timeout=FIRST_TICKS)
+    wait_until(
+        lambda: [when for when, _ in sends(cluster) if when >= started],
+        "the first tick",
+        timeout=FIRST_TICKS,
+        interval=0.2,
+        raise_on_timeout=False,  # no tick: the window below says what it saw
+    )
     window = utcnow()
     redbeat_url = redbeat_redis_url_setting(cluster)  # read while the window runs
     seen = watch(cluster, WINDOW, start=window)

@@ -13,7 +13,7 @@ on the earlier labs' solutions.
 """
 
 from workshop.celery_client import celery_client
-from workshop.scenarios.celery_leaks import assert_kill_loses_no_task
+from workshop.scenarios.celery_task_loss import assert_kill_loses_no_task
 
 CLUSTER_OPTIONS = {"nodes": 0, "procfile_processes": ("worker",)}  # no beats: only the worker matters here
 

@@ -9,8 +9,9 @@ import signal
 import stat
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,25 +20,46 @@ from workshop.paths import PYTHON, venv_script
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec
 from workshop.rollout.lb import ALB_GATE
+from workshop.rollout.load import Clock
 from workshop.rollout.manifest import (
     Container,
     Deployment,
 )
 from workshop.rollout.render import PodLayout
 
-if TYPE_CHECKING:
-    from workshop.rollout.rehearsal import Rehearsal
+
+@dataclass(frozen=True)
+class PodHost:
+    """What a pod needs from what runs it (the rehearsal): the Deployment and the lab's
+    files, the folders, the clock and event log, the processes' supervisor, each machine's
+    environment, and the load balancer's controller, told when to (de)register the pod."""
+
+    deployment: Deployment
+    files_dir: Path  # the lab's uwsgi.ini and nginx.conf
+    pods_dir: Path
+    logs_dir: Path
+    clock: Clock
+    closing: threading.Event
+    container_start: float
+    app_warmup: float
+    event: Callable[..., None]  # (pod, event, detail="")
+    start_process: Callable[[ProcessSpec], ManagedProcess | None]
+    stop_process: Callable[[ManagedProcess], None]
+    machine_env: Callable[[str, Path], dict[str, str]]
+    register: Callable[[Pod], None]  # after the registration lag
+    deregister: Callable[[Pod], None]  # after the deregistration lag
 
 
 class Pod:
     """One pod: its containers' processes and the kubelet thread that probes and stops them."""
 
-    def __init__(self, rehearsal: "Rehearsal", name: str, in_service: bool = True):
-        self.rehearsal = rehearsal
-        self.deployment: Deployment = rehearsal.deployment
+    def __init__(self, host: PodHost, name: str, in_service: bool = True, alb_gate: bool = False):
+        """`alb_gate`: the AWS Load Balancer Controller's webhook injects its readiness gate."""
+        self.host = host
+        self.deployment: Deployment = host.deployment
         self.name = name
         self.in_service = in_service
-        self.dir = rehearsal.run_dir / "pods" / name
+        self.dir = host.pods_dir / name
         self.layout = PodLayout.for_pod(self.deployment, self.dir)
         self.stats_port = free_port()  # uWSGI's stats server, for `workshop top`
         self.processes: dict[str, ManagedProcess] = {}  # container name -> process
@@ -45,7 +67,7 @@ class Pod:
         self.probe_results: dict[str, str] = {c.name: "-" for c in self.deployment.containers}
         # readiness gates: the manifest's, and the one the AWS controller's webhook injects
         gates = list(self.deployment.readiness_gates)
-        if rehearsal.lb_kind == "alb" and rehearsal.inject_gate and ALB_GATE not in gates:
+        if alb_gate and ALB_GATE not in gates:
             gates.append(ALB_GATE)
         self.gates: dict[str, bool] = {gate: False for gate in gates}
         self.serving = False
@@ -80,7 +102,7 @@ class Pod:
         """What the Deployment controller counts: Ready for at least minReadySeconds."""
         if not self.ready or self.ready_since is None:
             return False
-        return self.rehearsal.clock.now() - self.ready_since >= min_ready_seconds
+        return self.host.clock.now() - self.ready_since >= min_ready_seconds
 
     def state(self) -> str:
         if self.gone.is_set():
@@ -93,20 +115,43 @@ class Pod:
             return "waiting for its gate" if self.gates else "ready"
         return "serving, not ready" if self.serving else "starting"
 
+    def describe(self) -> dict:
+        """The pod as `workshop top` shows it: its state, gates and containers."""
+        return {
+            "name": self.name,
+            "state": self.state(),
+            "in_service": self.in_service,
+            "registered": self.registered,
+            "gates": dict(self.gates),
+            "containers": [
+                {
+                    "name": c.name,
+                    "pid": self.processes[c.name].pid if c.name in self.processes else None,
+                    "running": c.name in self.processes and self.processes[c.name].running(),
+                    "ready": self.container_ready[c.name],
+                    "probe": self.probe_results[c.name] if c.readiness else "no probe: ready once started",
+                    "stop_signal": c.stop_signal.name,
+                }
+                for c in self.deployment.containers
+            ],
+            "service_port": self.service_port,
+            "stats": f"127.0.0.1:{self.stats_port}",
+        }
+
     # -- start ------------------------------------------------------------------------------
     def start(self) -> "Pod":
         self.layout.make_dirs()
         gates = f"; readiness gates {sorted(self.gates)}" if self.gates else ""
-        self.rehearsal.event(self.name, "created", f"ports {self.layout.ports}{gates}")
+        self.host.event(self.name, "created", f"ports {self.layout.ports}{gates}")
         for container in self.deployment.containers:
-            self.processes[container.name] = self.rehearsal.start_process(self._spec(container))
-            self.rehearsal.event(self.name, "container-started", container.name)
+            self.processes[container.name] = self.host.start_process(self._spec(container))
+            self.host.event(self.name, "container-started", container.name)
         self._thread.start()
         return self
 
     def _spec(self, container: Container) -> ProcessSpec:
-        files = self.rehearsal.files_dir
-        logs = self.rehearsal.logs_dir
+        files = self.host.files_dir
+        logs = self.host.logs_dir
         if container.role == "nginx":
             prefix = self.dir / "nginx"
             (prefix / "logs").mkdir(parents=True, exist_ok=True)
@@ -134,13 +179,13 @@ class Pod:
         ]
         # The seconds a real cms container spends before uWSGI even starts (its entrypoint):
         # `exec` keeps the pid, so uWSGI is the container's main process.
-        command = ["sh", "-c", f'sleep {self.rehearsal.container_start}; exec "$@"', "sh", *uwsgi]
+        command = ["sh", "-c", f'sleep {self.host.container_start}; exec "$@"', "sh", *uwsgi]
         return ProcessSpec(
             name=f"{self.name}/{container.name}",
             command=command,
             env={
-                **self.rehearsal.cluster.machine_env(self.name, disk),
-                "CMS_WARMUP_SECONDS": f"{self.rehearsal.app_warmup:g}",
+                **self.host.machine_env(self.name, disk),
+                "CMS_WARMUP_SECONDS": f"{self.host.app_warmup:g}",
             },
             cwd=disk,
             log_path=logs / f"{self.name}-{container.name}.log",
@@ -179,13 +224,13 @@ class Pod:
         # the harness watching, not a probe: when the app first serves (warm-up over)
         app_url = f"http://127.0.0.1:{self.port_of('uwsgi')}/healthz/ready"
         with httpx.Client() as client:
-            while not self.gone.is_set() and not self.rehearsal.closing.is_set():
+            while not self.gone.is_set() and not self.host.closing.is_set():
                 now = time.monotonic()
                 if not self.serving:
                     try:
                         if client.get(app_url, timeout=5).status_code == 200:
                             self.serving = True
-                            self.rehearsal.event(self.name, "serving", "the app answered")
+                            self.host.event(self.name, "serving", "the app answered")
                     except httpx.HTTPError:
                         pass
                 for container in self.deployment.containers:
@@ -206,9 +251,7 @@ class Pod:
                             ready = ready and s["bad"] < container.readiness.failure_threshold
                     if ready != self.container_ready[container.name]:
                         self.container_ready[container.name] = ready
-                        self.rehearsal.event(
-                            self.name, "container-ready" if ready else "container-unready", container.name
-                        )
+                        self.host.event(self.name, "container-ready" if ready else "container-unready", container.name)
                 self._update_readiness()
                 time.sleep(0.05)
 
@@ -217,40 +260,39 @@ class Pod:
         if ready == self._containers_ready:
             return
         self._containers_ready = ready
-        self.rehearsal.event(self.name, "containers-ready" if ready else "containers-unready")
+        self.host.event(self.name, "containers-ready" if ready else "containers-unready")
         self.note_ready()
         if self.in_service and not self.terminating:
-            lags = self.rehearsal.lags
             # the load balancer registers a pod whose containers are ready (with a gate, before it is Ready)
             if ready:
-                self.rehearsal.schedule(lags.registration, "add", self)
+                self.host.register(self)
             else:
-                self.rehearsal.schedule(lags.deregistration, "remove", self)
+                self.host.deregister(self)
 
     def note_ready(self) -> None:
         """Record a change of the pod's Ready condition (containers, gates, termination)."""
         ready = self.ready
         if ready and self.ready_since is None:
-            self.ready_since = self.rehearsal.clock.now()
-            self.rehearsal.event(self.name, "ready")
+            self.ready_since = self.host.clock.now()
+            self.host.event(self.name, "ready")
         elif not ready and self.ready_since is not None:
             self.ready_since = None
-            self.rehearsal.event(self.name, "unready")
+            self.host.event(self.name, "unready")
 
     def set_gate(self, condition: str, value: bool) -> None:
         if condition in self.gates and self.gates[condition] != value:
             self.gates[condition] = value
-            self.rehearsal.event(self.name, "gate-true" if value else "gate-false", condition)
+            self.host.event(self.name, "gate-true" if value else "gate-false", condition)
             self.note_ready()
 
     # -- termination, in the kubelet's order -------------------------------------------------
     def terminate(self) -> None:
         """Delete the pod: returns at once; `gone` is set when every container has exited."""
         self.terminating = True
-        self.rehearsal.event(self.name, "terminating", f"grace {self.deployment.grace_seconds:g} s")
+        self.host.event(self.name, "terminating", f"grace {self.deployment.grace_seconds:g} s")
         self.note_ready()
         if self.in_service:
-            self.rehearsal.schedule(self.rehearsal.lags.deregistration, "remove", self)
+            self.host.deregister(self)
         threading.Thread(target=self._terminate, name=f"terminate-{self.name}", daemon=True).start()
 
     def _terminate(self) -> None:
@@ -264,33 +306,33 @@ class Pod:
         for thread in threads:
             thread.join()
         self.gone.set()
-        self.rehearsal.event(self.name, "gone")
+        self.host.event(self.name, "gone")
 
     def run_pre_stop(self, container: Container, deadline: float, skip_sleeps: bool = False) -> None:
         """The container's preStop hook, as the kubelet runs it (inside the grace period).
         `skip_sleeps`: its `sleep`s return at once (a check that times its requests itself)."""
         hook = container.pre_stop
-        self.rehearsal.event(self.name, "prestop-start", container.role)
+        self.host.event(self.name, "prestop-start", container.role)
         if hook.command:
             command = [self.layout.render(part) for part in hook.command]
             env = dict(os.environ)
             if skip_sleeps:
                 env["PATH"] = f"{self._no_sleep_dir()}{os.pathsep}{env.get('PATH', '')}"
-            process = self.rehearsal.start_process(
+            process = self.host.start_process(
                 ProcessSpec(
                     name=f"{self.name}/{container.name}-prestop",
                     command=command,
                     env=env,
-                    log_path=self.rehearsal.logs_dir / f"{self.name}-{container.name}-prestop.log",
+                    log_path=self.host.logs_dir / f"{self.name}-{container.name}-prestop.log",
                 )
             )
             if process is not None:
                 while process.running() and time.monotonic() < deadline:
                     time.sleep(0.05)
-                self.rehearsal.stop_process(process)
+                self.host.stop_process(process)
         elif not skip_sleeps:
             time.sleep(max(0.0, min(hook.sleep, deadline - time.monotonic())))
-        self.rehearsal.event(self.name, "prestop-end", container.role)
+        self.host.event(self.name, "prestop-end", container.role)
 
     def _no_sleep_dir(self) -> Path:
         folder = self.dir / "no-sleep"
@@ -306,13 +348,13 @@ class Pod:
         if container.pre_stop:
             self.run_pre_stop(container, deadline, skip_sleeps)
         if process.running() and time.monotonic() < deadline:
-            self.rehearsal.event(self.name, "stop-signal", f"{container.role} {container.stop_signal.name}")
+            self.host.event(self.name, "stop-signal", f"{container.role} {container.stop_signal.name}")
             process.send_signal(container.stop_signal)
-        while process.running() and time.monotonic() < deadline and not self.rehearsal.closing.is_set():
+        while process.running() and time.monotonic() < deadline and not self.host.closing.is_set():
             time.sleep(0.05)
         if process.running():
-            self.rehearsal.event(self.name, "sigkill", container.role)
+            self.host.event(self.name, "sigkill", container.role)
             process.kill()
         code = process.wait(5) if process.pid else None
-        self.rehearsal.event(self.name, "exited", f"{container.role} {code}")
-        self.rehearsal.stop_process(process)
+        self.host.event(self.name, "exited", f"{container.role} {code}")
+        self.host.stop_process(process)

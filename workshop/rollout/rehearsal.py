@@ -23,11 +23,11 @@ registered the pod's target and found it healthy.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
+from workshop import runs
 from workshop.curriculum import Lab
 from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed
 from workshop.rollout.lb import ALB_GATE, DEFAULT_LAGS, LB_KINDS, HttpLoadBalancer, Lags, TcpLoadBalancer
@@ -37,7 +37,7 @@ from workshop.rollout.manifest import (
     gate_injection,
     load_deployment,
 )
-from workshop.rollout.pod import Pod
+from workshop.rollout.pod import Pod, PodHost
 from workshop.rollout.timeline import Event, Timeline
 from workshop.topology import Cluster
 from workshop.waiting import wait_until
@@ -98,6 +98,23 @@ class Rehearsal:
         self._revision = 0
         self._published = 0.0
         self._ticker = threading.Thread(target=self._tick, name="service-lb-controller", daemon=True)
+        self.pod_host = PodHost(
+            deployment=self.deployment,
+            files_dir=self.files_dir,
+            pods_dir=self.run_dir / "pods",
+            logs_dir=self.logs_dir,
+            clock=self.clock,
+            closing=self.closing,
+            container_start=self.container_start,
+            app_warmup=self.app_warmup,
+            event=self.event,
+            start_process=self.start_process,
+            stop_process=self.stop_process,
+            machine_env=self.cluster.machine_env,
+            # the lags now, not at the pod's creation: use_load_balancer() changes them
+            register=lambda pod: self.schedule(self.lags.registration, "add", pod),
+            deregister=lambda pod: self.schedule(self.lags.deregistration, "remove", pod),
+        )
 
     @property
     def lb(self) -> HttpLoadBalancer | TcpLoadBalancer:
@@ -236,7 +253,7 @@ class Rehearsal:
 
     def create_pod(self, in_service: bool = True) -> Pod:
         name = f"cms-r{self._revision}-{len(self.pods) + 1}"
-        pod = Pod(self, name, in_service=in_service)
+        pod = Pod(self.pod_host, name, in_service=in_service, alb_gate=self.lb_kind == "alb" and self.inject_gate)
         self.pods.append(pod)
         return pod.start()
 
@@ -347,50 +364,16 @@ class Rehearsal:
 
     # -- what `workshop top` reads from another terminal --------------------------------------
     def describe_pods(self) -> list[dict]:
-        pods = []
-        for pod in self.pods:
-            if pod.gone.is_set():
-                continue
-            pods.append(
-                {
-                    "name": pod.name,
-                    "state": pod.state(),
-                    "in_service": pod.in_service,
-                    "registered": pod.registered,
-                    "gates": dict(pod.gates),
-                    "containers": [
-                        {
-                            "name": c.name,
-                            "pid": pod.processes[c.name].pid if c.name in pod.processes else None,
-                            "running": c.name in pod.processes and pod.processes[c.name].running(),
-                            "ready": pod.container_ready[c.name],
-                            "probe": pod.probe_results[c.name] if c.readiness else "no probe: ready once started",
-                            "stop_signal": c.stop_signal.name,
-                        }
-                        for c in self.deployment.containers
-                    ],
-                    "service_port": pod.service_port,
-                    "stats": f"127.0.0.1:{pod.stats_port}",
-                }
-            )
-        return pods
+        return [pod.describe() for pod in self.pods if not pod.gone.is_set()]
 
     def publish(self) -> None:
-        from workshop import runs as running
-
         if not self.cluster.started or self.closing.is_set():
             return
         self._published = time.monotonic()
-        running.write_description(
-            running.RunningCluster(
-                run=self.run_dir.name,
-                lab=self.lab.code,
-                title=self.lab.title,
-                owner=running.ProcessRef.of(os.getpid()),
+        runs.write_description(
+            self.cluster.running_description(
                 url=self.lb.url,
                 nginx_conf=str(self.proxy.conf_path) if self.lb_kind != "l4" else None,
-                redis_url=self.cluster.redis.url,
-                logs_dir=str(self.logs_dir),
                 pods=self.describe_pods(),
                 load_balancer={
                     "kind": self.lb_kind,

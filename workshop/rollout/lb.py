@@ -19,12 +19,14 @@ controller thread calls `set_endpoints` when a lag has passed.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from workshop import nginx
+from workshop.errors import BadInput
 from workshop.ports import free_port
 from workshop.processes import ManagedProcess, ProcessSpec
 from workshop.rollout.manifest import ALB_GATE_PREFIX
@@ -45,6 +47,21 @@ class Lags:
 # then health-checks it until it is healthy: tens of seconds on AWS (this repository's
 # Ingress checks every 5 s and wants 2 in a row), scaled down here so a check costs seconds.
 DEFAULT_LAGS = {"l4": Lags(1.0, 3.0), "alb": Lags(8.0, 3.0), "l7": Lags(1.0, 3.0)}
+
+
+def lags_from_environment(name: str, default: Lags) -> Lags:
+    """The lags `name` sets, "REGISTRATION,DEREGISTRATION" in seconds (WORKSHOP_ALB_LAGS=30,3:
+    an ALB's registration as long as on AWS), else `default`."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        registration, deregistration = (float(part) for part in value.split(","))
+    except ValueError:
+        registration = deregistration = -1.0
+    if not (0 <= registration <= 120 and 0 <= deregistration <= 120):
+        raise BadInput(f"{name}={value!r}: expected registration,deregistration in seconds (0-120), e.g. 30,3")
+    return Lags(registration, deregistration)
 
 
 LB_KINDS = ("l4", "alb", "l7")  # the first is the default: what kind runs

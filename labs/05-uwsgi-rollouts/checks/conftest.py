@@ -21,16 +21,33 @@ import pytest
 
 from workshop.client import CMSClient
 from workshop.curriculum import load_lab
+from workshop.errors import BadInput
 from workshop.pytest_plugin import parse_earlier_files
-from workshop.rollout.lb import Lags
+from workshop.rollout.lb import Lags, lags_from_environment
 from workshop.rollout.load import LoadShape
 from workshop.rollout.rehearsal import Rehearsal
 
 LAB = load_lab(Path(__file__).resolve().parents[1])
 # The load balancers' lags (registration, deregistration), the checks' own: kube-proxy takes
-# about a second; the ALB registers a target and health-checks it (tens of seconds on AWS).
+# about a second; the ALB registers a target and health-checks it (tens of seconds on AWS,
+# 8 s here so the check costs seconds). WORKSHOP_SERVICE_LAGS / WORKSHOP_ALB_LAGS=30,3 change them.
 SERVICE_LAGS = Lags(registration=1.0, deregistration=3.0)
 ALB_LAGS = Lags(registration=8.0, deregistration=3.0)
+
+
+def lags(kind: str) -> Lags:
+    if kind == "alb":
+        return lags_from_environment("WORKSHOP_ALB_LAGS", ALB_LAGS)
+    return lags_from_environment("WORKSHOP_SERVICE_LAGS", SERVICE_LAGS)
+
+
+def pytest_configure(config):
+    try:  # a malformed value is answered before anything starts
+        lags("alb"), lags("l4")
+    except BadInput as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 ALB_REPLICAS = 1  # the AWS docs' case: few replicas, new pods Ready before the ALB sends them anything
 ALB_RATE = 40.0  # requests per second: the same per pod as 120 over 3 pods
 BEFORE, AFTER = 1.0, 0.5  # seconds of load before the rolling update and after its last old pod exited
@@ -48,7 +65,7 @@ def rehearsal(request):
     option = request.config.getoption("--lab-files")
     files = Path(option).resolve() if option else LAB.path
     earlier = parse_earlier_files(request.config.getoption("--earlier-files"))
-    with Rehearsal(LAB, files, earlier_files=earlier, lb="l4", lags=SERVICE_LAGS) as running:
+    with Rehearsal(LAB, files, earlier_files=earlier, lb="l4", lags=lags("l4")) as running:
         # started with the others only when the SIGTERM check runs: it needs a pod of its own
         running.spare = running.create_pod(in_service=False) if selected(request, SIGTERM_CHECK) else None
         yield running
@@ -92,5 +109,5 @@ def timeline(request, rehearsal):
 def alb_timeline(rehearsal):
     """Then one pod behind the ALB, rolled once more under load."""
     rehearsal.scale(ALB_REPLICAS)
-    rehearsal.use_load_balancer("alb", ALB_LAGS)
+    rehearsal.use_load_balancer("alb", lags("alb"))
     return rehearsal.run(rollouts=1, before=BEFORE, after=AFTER, shape=LoadShape(rate=ALB_RATE))

@@ -203,6 +203,25 @@ def test_a_check_that_errored_in_setup_is_not_a_failing_step():
     assert blocked.verdict("test_a").startswith("blocked: audit_sink.py, line 3")
 
 
+def test_a_lab_check_runs_without_pytest_django_and_without_django_in_process(tmp_path, monkeypatch):
+    """The checks drive real clusters: Django is never set up in their own process, even with
+    DJANGO_SETTINGS_MODULE exported, and pytest-django (installed for the cms tests) is not
+    loaded, so `client` is the workshop's fixture."""
+    from workshop.checking import run_checks
+
+    lab_dir = _lab_copy(tmp_path)
+    (lab_dir / "checks" / "test_in_process.py").write_text(
+        "import django.apps\n\n\n"
+        "def test_no_django_here(request):\n"
+        "    assert not request.config.pluginmanager.has_plugin('django')\n"
+        "    assert not django.apps.apps.ready\n"
+    )
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "cms.settings")
+    monkeypatch.setenv("CMS_DATA_DIR", str(tmp_path / "data"))  # were settings read, not in the checkout
+    run = run_checks(load_lab(lab_dir), SOLUTIONS_DIR / "01-stateful", select=["checks/test_in_process.py"], quiet=True)
+    assert run.outcomes == {"test_no_django_here": "passed"}, run
+
+
 def test_the_corpus_lint_catches_undeclared_and_misnamed_variants(tmp_path):
     import os
     import subprocess

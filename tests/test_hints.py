@@ -122,7 +122,7 @@ def lab_copy(tmp_path):
 def run_pytest(check_file: Path, results: Path):
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(check_file), "--workshop-results", str(results)]
-        + ["-p", "no:cacheprovider", "--rootdir", str(ROOT), "-q"],
+        + ["-p", "no:cacheprovider", "-p", "no:django", "--rootdir", str(ROOT), "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,

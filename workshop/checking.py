@@ -78,6 +78,10 @@ def run_checks(
             *(f"--earlier-files={code}={folder}" for code, folder in (earlier_files or {}).items()),
             "-p",
             "no:cacheprovider",
+            # pytest-django (installed for the cms tests) stays out: a check drives a real
+            # cluster, never Django in-process, and its `client` fixture is the workshop's.
+            "-p",
+            "no:django",
             "--rootdir",
             str(ROOT),
             "--tb=short",

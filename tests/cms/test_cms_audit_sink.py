@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.test import override_settings
 
 from cms.signage.audit import AuditEntry, AuditSink, FileAuditSink, get_sink
 
@@ -64,8 +63,9 @@ def test_get_sink_is_one_instance_per_process():
 
 
 @pytest.mark.parametrize("dotted_path", ["no_such_lab_module.AuditSink", "audit_sink.NoSuchClass"])
-def test_missing_sink_class_names_the_setting_and_the_lab_folder(dotted_path):
-    with override_settings(CMS_AUDIT_SINK=dotted_path), pytest.raises(ImproperlyConfigured) as error:
+def test_missing_sink_class_names_the_setting_and_the_lab_folder(settings, dotted_path):
+    settings.CMS_AUDIT_SINK = dotted_path
+    with pytest.raises(ImproperlyConfigured) as error:
         get_sink()
     assert "CMS_AUDIT_SINK" in str(error.value)
     assert "01-stateful" in str(error.value)

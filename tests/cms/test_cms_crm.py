@@ -10,7 +10,6 @@ from unittest import mock
 from urllib.parse import parse_qs
 
 import pytest
-from django.test import override_settings
 
 from cms.crm_sdk import (
     CRMAuthError,
@@ -211,9 +210,9 @@ def test_unreachable_crm_is_a_crm_error(tmp_path):
 # --- the CMS's sync page ---
 
 
-def test_sync_stores_the_contact_id_and_is_audited(fake_crm, member_client, account):
-    with override_settings(CRM_URL=fake_crm.url, CRM_CLIENT_SECRET="secret"):
-        response = member_client.post("/crm/sync/")
+def test_sync_stores_the_contact_id_and_is_audited(fake_crm, settings, member_client, account):
+    settings.CRM_URL, settings.CRM_CLIENT_SECRET = fake_crm.url, "secret"
+    response = member_client.post("/crm/sync/")
     assert response.status_code == 302
     account.refresh_from_db()
     assert account.crm_contact_id == "4876876000000001"
@@ -222,10 +221,10 @@ def test_sync_stores_the_contact_id_and_is_audited(fake_crm, member_client, acco
     assert (synced.action, synced.detail) == ("crm.synced", {"contact_id": "4876876000000001"})
 
 
-def test_sync_is_503_when_the_crm_refuses_a_token(fake_crm, member_client, account):
+def test_sync_is_503_when_the_crm_refuses_a_token(fake_crm, settings, member_client, account):
     fake_crm.refuse_tokens = True
-    with override_settings(CRM_URL=fake_crm.url, CRM_CLIENT_SECRET="secret"):
-        response = member_client.post("/crm/sync/")
+    settings.CRM_URL, settings.CRM_CLIENT_SECRET = fake_crm.url, "secret"
+    response = member_client.post("/crm/sync/")
     assert response.status_code == 503
     page = response.content.decode()
     assert "refused a new access token" in page
@@ -234,10 +233,10 @@ def test_sync_is_503_when_the_crm_refuses_a_token(fake_crm, member_client, accou
     assert account.crm_contact_id == ""
 
 
-def test_sync_is_502_when_the_crm_fails(fake_crm, member_client):
+def test_sync_is_502_when_the_crm_fails(fake_crm, settings, member_client):
     fake_crm.upsert_failure = 500
-    with override_settings(CRM_URL=fake_crm.url, CRM_CLIENT_SECRET="secret"):
-        assert member_client.post("/crm/sync/").status_code == 502
+    settings.CRM_URL, settings.CRM_CLIENT_SECRET = fake_crm.url, "secret"
+    assert member_client.post("/crm/sync/").status_code == 502
 
 
 def test_sync_is_post_only(member_client):

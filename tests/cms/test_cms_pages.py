@@ -2,7 +2,6 @@
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.test import Client
 
 from cms.signage.audit import get_sink
@@ -13,8 +12,7 @@ def actions_of(account):
     return [entry.action for entry in get_sink().events_for_account(account.slug)]
 
 
-def test_login_and_logout_are_audited(member, account):
-    client = Client()
+def test_login_and_logout_are_audited(client, member, account):
     response = client.post("/login/", {"username": member.username, "password": "secret-pw"})
     assert response.status_code == 302
     assert response["Location"] == "/"
@@ -26,22 +24,21 @@ def test_login_and_logout_are_audited(member, account):
     assert client.get("/").status_code == 302  # signed out again
 
 
-def test_wrong_password_is_refused(member):
-    response = Client().post("/login/", {"username": member.username, "password": "nope"})
+def test_wrong_password_is_refused(client, member):
+    response = client.post("/login/", {"username": member.username, "password": "nope"})
     assert response.status_code == 200
     assert b"didn't match" in response.content
 
 
-def test_pages_require_login(db):
+def test_pages_require_login(db, client):
     for url in ["/", "/screens/", "/playlists/", "/audit/", "/audit/report.json"]:
-        response = Client().get(url)
+        response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/login/?next=")
 
 
-def test_user_without_account_gets_403(db):
-    admin = User.objects.create_superuser("root-test", password="pw")
-    client = Client()
+def test_user_without_account_gets_403(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root-test", password="pw")
     client.force_login(admin)
     assert client.get("/").status_code == 403
 

@@ -273,7 +273,12 @@ def test_committed_work_does_not_change_the_starter(workshop_copy):
         len(backups) == 1 and (backups[0] / "audit_sink.py").read_text() == (solution_dir / "audit_sink.py").read_text()
     )
     lint = subprocess.run(
-        [sys.executable, "-c", "from workshop.curriculum import find_lab, lint; print(lint(find_lab('01')))"],
+        [
+            sys.executable,
+            "-c",
+            "from workshop.curriculum import find_lab; from workshop.curriculum_lint import lint; "
+            "print(lint(find_lab('01')))",
+        ],
         env={**os.environ, **workshop_copy},
         capture_output=True,
         text=True,

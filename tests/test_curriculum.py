@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from workshop.checking import verify_lab
-from workshop.curriculum import all_labs, lint
+from workshop.curriculum import all_labs
+from workshop.curriculum_lint import lint
 from workshop.paths import ROOT
 
 LABS = all_labs()

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workshop.curriculum import UnknownLab, find_lab, lint, load_lab
+from workshop.curriculum import UnknownLab, find_lab, load_lab
+from workshop.curriculum_lint import lint
 from workshop.layers import layer_dirs, materialize_starter, settings_modules
 from workshop.paths import LABS_DIR, SOLUTIONS_DIR
 from workshop.processes import Supervisor
@@ -239,7 +240,8 @@ def test_the_corpus_lint_catches_undeclared_and_misnamed_variants(tmp_path):
         [
             sys.executable,
             "-c",
-            "from workshop.curriculum import find_lab, lint; print(*lint(find_lab('01')), sep='\\n')",
+            "from workshop.curriculum import find_lab; from workshop.curriculum_lint import lint; "
+            "print(*lint(find_lab('01')), sep='\\n')",
         ],
         env={**os.environ, "WORKSHOP_ROOT": str(tmp_path)},
         capture_output=True,

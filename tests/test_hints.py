@@ -12,7 +12,8 @@ import pytest
 
 from workshop import progress
 from workshop.checking import CheckRun
-from workshop.curriculum import all_labs, find_lab, hint_references, lint, load_lab
+from workshop.curriculum import all_labs, find_lab, load_lab
+from workshop.curriculum_lint import hint_references, lint
 from workshop.paths import LABS_DIR, ROOT
 
 WORKSHOP = [sys.executable, "-m", "workshop.cli"]

@@ -15,7 +15,8 @@ from rich.console import Console
 from workshop import progress
 from workshop.check_report import print_check_result, regression_verdict
 from workshop.checking import CheckRun, prove_regression_teeth, run_checks
-from workshop.curriculum import all_labs, find_lab, lint, load_lab
+from workshop.curriculum import all_labs, find_lab, load_lab
+from workshop.curriculum_lint import lint
 from workshop.layers import lab_files_dir, layer_dirs
 from workshop.paths import LABS_DIR
 from workshop.pytest_plugin import parse_earlier_files

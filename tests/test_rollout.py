@@ -336,8 +336,8 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
 def test_top_renders_a_rehearsals_pods_and_load_balancer():
     from rich.console import Console
 
-    from workshop.top.collect import Snapshot
     from workshop.top.render import render
+    from workshop.top.snapshot import Snapshot
 
     pod = {
         "name": "cms-r2-4",

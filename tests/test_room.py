@@ -381,7 +381,7 @@ def test_join_check_watch_and_leave_from_the_command_line(served, state_folder, 
     (row,) = room_data(served)["attendees"]
     assert row["cells"] == {"02/shared-cache": {"status": "passed", "hint": None}}
 
-    monkeypatch.setattr("workshop.cli.run_checks", fake_run_checks(failing(LAB02, CACHED_DB, 2)))
+    monkeypatch.setattr("workshop.cli_labs.run_checks", fake_run_checks(failing(LAB02, CACHED_DB, 2)))
     checked = runner.invoke(app, ["check", "02"])
     assert checked.exit_code == 1 and "cached-db" in checked.output
     assert client.flush(5)
@@ -470,7 +470,7 @@ def test_a_room_that_went_away_never_slows_or_fails_a_check(tmp_path, capfd, gon
 def test_the_check_command_with_a_room_gone_exits_as_without_one(state_folder, monkeypatch):
     with running_room() as server:
         client.join(server.address, server.room.code, "Ada")
-    monkeypatch.setattr("workshop.cli.run_checks", fake_run_checks(failing(LAB02, SHARED_CACHE, 0)))
+    monkeypatch.setattr("workshop.cli_labs.run_checks", fake_run_checks(failing(LAB02, SHARED_CACHE, 0)))
     started = time.monotonic()
     result = CliRunner().invoke(app, ["check", "02"])
     took = time.monotonic() - started

@@ -21,13 +21,10 @@ from workshop.curriculum import find_lab
 from workshop.layers import lab_files_dir
 from workshop.redbeat_lock import BeatLog, BeatRun, holder_of, log_time, token_time
 from workshop.scenarios.beat_ticks import sends
-from workshop.top.collect import (
-    Collector,
-    Snapshot,
-    recent_upstreams,
-    upstream_servers,
-)
+from workshop.top.collect import Collector
 from workshop.top.render import beat_table, load_balancer_table, lock_text, nodes_table, workers_table
+from workshop.top.snapshot import Snapshot
+from workshop.top.sources import recent_upstreams, upstream_servers
 from workshop.topology import Cluster
 
 WORKSHOP = [sys.executable, "-m", "workshop.cli"]

@@ -9,7 +9,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workshop.curriculum import Lab, Regression, Variant, find_lab, lint
+from workshop.curriculum import Lab, Regression, Variant, find_lab
+from workshop.curriculum_lint import lint
 from workshop.layers import lab_files_dir, materialize_variant
 from workshop.paths import PYTHON, ROOT
 from workshop.precheck import LabFileError, precheck

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from workshop.top.collect import Snapshot
+from workshop.top.snapshot import Snapshot
 
 STATE_STYLE = {"up": "green", "running": "green", "stopped": "red", "gone": "red", "no stats": "yellow"}
 

@@ -273,6 +273,7 @@ def test_runs_side_by_side_on_one_external_redis_each_take_a_database_of_their_o
     from workshop.services import claim_redis_database
 
     monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("WORKSHOP_REDIS_DATABASES", raising=False)  # as a run that did not ask
     external = "redis://127.0.0.1:6379/15"
     assert claim_redis_database(external) == (external, None)  # not asked: the URL's own database
 

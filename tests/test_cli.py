@@ -284,3 +284,34 @@ def test_committed_work_does_not_change_the_starter(workshop_copy):
         text=True,
     )
     assert lint.stdout.strip() == "[]", lint
+
+
+@pytest.mark.cluster
+def test_a_check_run_stopped_with_sigterm_leaves_no_process(tmp_path):
+    """A lab check's pytest that gets SIGTERM (a CI job cancelled, a terminal closed) tears its
+    cluster down as after Ctrl-C: Python's default would end it at once, every node left running."""
+    lab = ROOT / "labs" / "01-stateful"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(lab / "checks")]
+        + ["--lab-files", str(ROOT / "solutions" / "01-stateful")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path)},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        started: list[psutil.Process] = []
+        while time.monotonic() < deadline and process.poll() is None:
+            started = psutil.Process(process.pid).children(recursive=True)
+            if len(started) >= 2 * 4 + 3:  # 2 uWSGI masters with 3 workers, nginx, valkey, crm
+                break
+            time.sleep(0.2)
+        assert len(started) >= 2 * 4 + 3, "no cluster came up"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    gone, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, [p.info for p in alive] if alive else None

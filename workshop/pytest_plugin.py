@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ast
 import json
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -185,7 +187,15 @@ class _Results:
         )
 
 
+def _stop_as_after_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt  # pytest stops, and the clusters' fixtures stop their processes
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM's default ends Python at once, no fixture torn down: every process a cluster
+    # started would outlive the run. Handled as Ctrl-C instead (main thread only, if unclaimed).
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_as_after_ctrl_c)
     path = config.getoption("--workshop-results", default=None)
     if path:
         config.pluginmanager.register(_Results(Path(path)), "workshop-results")

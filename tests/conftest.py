@@ -4,6 +4,7 @@ temporary folder, so `make test` never touches a learner's progress or files."""
 import fcntl
 import os
 import secrets
+import signal
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,13 @@ if "WORKSHOP_TEST_SESSION" not in os.environ:
     # Marks every process this session starts (children inherit the environment), so the
     # end of the session can prove that none is left behind.
     os.environ["WORKSHOP_TEST_SESSION"] = f"{os.getpid()}"
+
+# A suite started in the background (`make test &`, `nohup`) inherits SIGINT ignored, and so
+# would every process it starts: the Ctrl-C tests would send their SIGINT to programs that
+# cannot hear it. A learner's terminal gives the default; so does the suite (a process
+# started from here then gets SIG_DFL, and Python turns it into KeyboardInterrupt).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # -- sharing the machine: run what waits side by side, what needs the CPU alone ------------------
 #

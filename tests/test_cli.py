@@ -150,7 +150,8 @@ def test_solve_then_reset_back_up_the_learners_files(workshop_copy):
 
 
 @pytest.mark.cluster
-def test_start_stops_every_process_within_5_s_of_ctrl_c():
+def test_start_stops_every_process_on_ctrl_c():
+    """How long the stop takes is a benchmark (docs/benchmarks.md), not an assertion."""
     process = subprocess.Popen(
         [*WORKSHOP, "start", "01", "--nodes", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -167,15 +168,12 @@ def test_start_stops_every_process_within_5_s_of_ctrl_c():
         assert len(started) >= 2 * 4 + 3  # 2 uWSGI masters with 3 workers, nginx, valkey, crm
 
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        begin = time.monotonic()
         process.wait(timeout=30)
-        elapsed = time.monotonic() - begin
     finally:
         if process.poll() is None:
             process.kill()
     gone, alive = psutil.wait_procs(started, timeout=1)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
-    assert elapsed < 5, f"stopping took {elapsed:.1f} s"
     assert "stopped every process" in process.stdout.read()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +14,7 @@ from workshop.curriculum import Lab, Regression, Variant, find_lab
 from workshop.curriculum_lint import lint
 from workshop.layers import lab_files_dir, materialize_variant
 from workshop.paths import PYTHON, ROOT
-from workshop.precheck import LabFileError, precheck
+from workshop.precheck import LabFileError, precheck_files, precheck_imports
 
 
 @dataclass
@@ -61,7 +62,9 @@ def run_checks(
     files in `files_dir`; `earlier_files` replaces earlier labs' solutions ({"01": folder}).
     A lab file that does not compile or import stops it before any cluster starts."""
     try:
-        precheck(lab, files_dir, earlier_files)
+        modules = precheck_files(lab, files_dir)
+        if not quiet:  # the learner's terminal: nothing of pytest's before the one-line answer
+            precheck_imports(lab, files_dir, modules, earlier_files)
     except LabFileError as exc:
         return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
@@ -77,20 +80,31 @@ def run_checks(
             "--workshop-results",
             str(results),
             *(f"--earlier-files={code}={folder}" for code, folder in (earlier_files or {}).items()),
-            "-p",
-            "no:cacheprovider",
-            # pytest-django (installed for the cms tests) stays out: a check drives a real
-            # cluster, never Django in-process, and its `client` fixture is the workshop's.
-            "-p",
-            "no:django",
+            # Only the plugins a check uses (the others installed cost half a second to load);
+            # pytest-django (for the cms tests) stays out: a check drives a real cluster, never
+            # Django in-process, and its `client` fixture is the workshop's.
+            *("-p", "workshop.pytest_plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider"),
             "--rootdir",
             str(ROOT),
             "--tb=short",
             "-q" if not quiet else "-qq",
         ]
         output = subprocess.DEVNULL if quiet else None
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT if quiet else None)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT if quiet else None,
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        )
         try:
+            if quiet:  # the imports are tried while pytest starts up, and stop it if one fails
+                try:
+                    precheck_imports(lab, files_dir, modules, earlier_files)
+                except LabFileError as exc:
+                    process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
+                    process.wait(timeout=60)
+                    return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
             returncode = process.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,

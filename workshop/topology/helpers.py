@@ -11,13 +11,21 @@ from collections import Counter
 def side_by_side(*starts):
     """Run the start functions in threads and return their results in order. Every one
     finishes (or fails) before this returns, so nothing is left starting after an error;
-    the first error is raised."""
-    from concurrent.futures import ThreadPoolExecutor
+    the first error is raised. A Ctrl-C (or a SIGTERM handled as one) while they run is
+    raised at once, without waiting for them: the caller stops what they started, which ends
+    their waits (ManagedProcess.start), where waiting first could take a start's whole timeout."""
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     if not starts:
         return []
-    with ThreadPoolExecutor(max_workers=len(starts)) as pool:
-        futures = [pool.submit(start) for start in starts]
+    pool = ThreadPoolExecutor(max_workers=len(starts))
+    futures = [pool.submit(start) for start in starts]
+    try:
+        wait(futures)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     errors = [future.exception() for future in futures if future.exception()]
     if errors:
         raise errors[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from workshop.client import CMSClient
-from workshop.topology import Cluster
+from workshop.topology import Cluster, side_by_side
 
 USER = "alice"
 
@@ -120,8 +120,9 @@ def flush_cache(cluster: Cluster) -> None:
 
 
 def restart_every_node(cluster: Cluster) -> None:
-    for node in cluster.nodes:
-        cluster.restart_node(node)
+    """Every node stopped and started again, side by side (as a Deployment restarted with
+    maxUnavailable 100%): whatever lived in a node's processes is gone from all at once."""
+    side_by_side(*(lambda node=node: cluster.restart_node(node) for node in cluster.nodes))
 
 
 def replay(cluster: Cluster, cookies: dict[str, str]) -> CMSClient:

@@ -43,14 +43,10 @@ class LabFileError(WorkshopError):
     """One lab file that cannot run; its text is file, line and message, on one line."""
 
 
-def precheck(lab: Lab, files_dir: Path, earlier_files: dict[str, Path] | None = None) -> None:
-    """Raise LabFileError for the first lab file that does not compile, parse or import."""
-    precheck_imports(lab, files_dir, precheck_files(lab, files_dir), earlier_files)
-
-
 def precheck_files(lab: Lab, files_dir: Path) -> list[str]:
-    """In this process, in milliseconds: every lab file is there, compiles or parses. Returns
-    the lab's Python modules, for precheck_imports."""
+    """In this process, in milliseconds: every lab file is there, compiles or parses (else
+    LabFileError, for the first that does not). Returns the lab's Python modules, for
+    precheck_imports, which run_checks calls before or beside the checks' pytest."""
     modules = []
     for name in lab.edit:
         path = files_dir / name

@@ -289,3 +289,46 @@ def test_runs_side_by_side_on_one_external_redis_each_take_a_database_of_their_o
     monkeypatch.setenv("WORKSHOP_REDIS_DATABASES", "12-99")
     with pytest.raises(BadInput, match="expected database numbers 0-15"):
         claim_redis_database(external)
+
+
+def test_free_ports_are_out_of_the_range_outgoing_connections_take(tmp_path):
+    """A client connection (the load at 120 requests/s, a browser) takes its local port from
+    the ephemeral range; a server port from there may be held by one when the server binds."""
+    from workshop.ports import LOWEST_PORT, ephemeral_low, free_port
+
+    low = ephemeral_low()
+    ports = [free_port() for _ in range(200)]
+    assert all(LOWEST_PORT <= port < low for port in ports)
+    assert len(set(ports)) == len(ports)  # never the same port twice in a row of starts
+    (tmp_path / "range").write_text("15000\t60999\n")
+    assert ephemeral_low(tmp_path / "range") == 15000
+    assert ephemeral_low(tmp_path / "missing") == 49152
+
+
+@pytest.mark.parametrize(
+    ("words", "clash"),
+    [
+        ("nginx: [emerg] bind() to 127.0.0.1:52251 failed (98: Address in use)", True),  # the nginx wheel (musl)
+        ("bind(): Address already in use [core/socket.c line 769]", True),  # uWSGI (glibc)
+        ("Could not create server TCP listening socket 127.0.0.1:6400: bind: Address already in use", True),
+        ('nginx: [emerg] unknown directive "listne"', False),
+    ],
+)
+def test_a_start_is_retried_on_a_port_clash_in_any_binarys_words(words, clash):
+    from workshop.ports import retry_port_clash
+    from workshop.processes import ServiceFailed
+
+    attempts = []
+
+    def start(attempt: int) -> str:
+        attempts.append(attempt)
+        if attempt == 0:
+            raise ServiceFailed(f"load-balancer exited before it was ready.\n{words}")
+        return "started"
+
+    if clash:
+        assert retry_port_clash(start) == "started" and attempts == [0, 1]
+    else:
+        with pytest.raises(ServiceFailed):
+            retry_port_clash(start)
+        assert attempts == [0]

@@ -41,15 +41,24 @@ def test_ports_taken_before_the_processes_bind_them_are_retried():
     lab = find_lab("01")
     cluster = Cluster(lab, files_dir=lab_files_dir(lab, "solution"), nodes=2)
     taken = []
-    for port in (cluster.nodes[0].stats_port, cluster.nodes[1].port, cluster.lb_port):
+    for port in (cluster.nodes[0].stats_port, cluster.nodes[1].port):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", port))
         sock.listen()
         taken.append(sock)
+    # the load balancer's port held by a client connection: nothing answers on it, so only
+    # nginx's own bind() fails (its words for it are not glibc's)
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.bind(("127.0.0.1", cluster.lb_port))
+    client.connect(listener.getsockname())
+    taken += [listener, client]
+    lb_port = cluster.lb_port
     try:
         with cluster:
             assert cluster.nodes[0].stats_port != taken[0].getsockname()[1]
             assert cluster.nodes[1].port != taken[1].getsockname()[1]
+            assert cluster.lb_port != lb_port
             served = {httpx.get(f"{cluster.url}/healthz/ready").headers["X-Served-By"].split("/")[0] for _ in range(6)}
             assert served == {"node-1", "node-2"}
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from workshop import nginx
 from workshop.errors import BadInput
-from workshop.ports import free_port
+from workshop.ports import free_port, retry_port_clash
 from workshop.processes import ManagedProcess, ProcessSpec
 from workshop.rollout.manifest import ALB_GATE_PREFIX
 
@@ -125,6 +125,11 @@ class HttpLoadBalancer:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
+        retry_port_clash(self._start)
+
+    def _start(self, attempt: int) -> None:
+        if attempt:
+            self.port = free_port()
         self.conf_path.write_text(self.conf())
         self.process = self.start_process(
             ProcessSpec(
@@ -171,8 +176,12 @@ class TcpLoadBalancer:
 
     def start(self) -> None:
         self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        future.result(timeout=10)
+        retry_port_clash(self._listen_on)
+
+    def _listen_on(self, attempt: int) -> None:
+        if attempt:
+            self.port = free_port()
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)

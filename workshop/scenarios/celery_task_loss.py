@@ -130,28 +130,54 @@ class WorkerLoss:
     waited: float  # seconds the check waited for it to come back
 
 
+OTHER_REPLICA = "worker-2"
+
+
+def replica_of(cluster: Cluster, pid: int, instances: tuple[str, ...]) -> str:
+    """The worker instance whose process is `pid` (task-started comes from a worker's main
+    process) or runs it (a Procfile line that starts celery through a shell)."""
+    import psutil
+
+    for instance in instances:
+        process = cluster.procfile_runs[instance]
+        tree = {process.pid} | {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
+        if pid in tree:
+            return instance
+    raise RuntimeError(f"the slow render started in process {pid}, which is none of the workers {instances}")
+
+
 def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float = COMES_BACK_WITHIN) -> WorkerLoss:
-    """Send the slow render, SIGKILL the whole worker halfway through it (main process and
-    children: nothing is left to reject its messages), start a fresh worker as the pod's
-    replacement, and watch whether and when the task runs again, and how many times."""
+    """Two workers run, as two replicas of the worker Deployment: the one running and a
+    second started now. Send the slow render, SIGKILL the whole worker that runs it halfway
+    through (main process and children: nothing is left to reject its messages), and watch
+    whether and when the other one runs it again, and how many times.
+
+    No replacement starts: kombu sweeps overdue messages when a worker starts, so a
+    replacement that happens to start after the visibility timeout has run out would bring
+    the task back whatever the sweep period; the other replica's periodic sweeps are what
+    decides. In the check both start moments before the render: their start-up sweeps
+    (done before a worker logs "ready.") are over before the message can be overdue, and a
+    sweep period of kombu's default (100 s) does not come round within the wait."""
+    start_worker(cluster, instance=OTHER_REPLICA)
     result = app.send_task(RENDER, kwargs={"layout": "slow", "seconds": SLOW_SECONDS})
     if not events.wait(lambda _events: bool(events.runs(result.id)), timeout=30):
-        raise RuntimeError("the slow render never started on the worker")
-    first_run = events.runs(result.id)[0]["seen_at"]
-    time.sleep(max(0.0, first_run + SLOW_SECONDS / 2 - time.monotonic()))  # halfway through the render
-    cluster.procfile_runs["worker"].kill(signal.SIGKILL)  # the process group: main process and children
+        raise RuntimeError("the slow render never started on a worker")
+    first_run = events.runs(result.id)[0]
+    runner = replica_of(cluster, first_run["pid"], ("worker", OTHER_REPLICA))
+    time.sleep(max(0.0, first_run["seen_at"] + SLOW_SECONDS / 2 - time.monotonic()))  # halfway through the render
+    cluster.procfile_runs[runner].kill(signal.SIGKILL)  # the process group: main process and children
     killed = time.monotonic()
     client = broker(cluster)
     unacked, queued = client.hlen("unacked"), client.llen("celery")
-    start_worker(cluster)  # the replacement pod
     came_back = events.wait(lambda _events: bool(events.runs(result.id, since=killed)), timeout=within)
     waited = time.monotonic() - killed
     back_after = events.runs(result.id, since=killed)[0]["seen_at"] - killed if came_back else None
     if came_back:
         events.wait(lambda _events: events.ended(result.id) is not None, timeout=SLOW_SECONDS + 20)
         time.sleep(SETTLE)  # a copy handed out while the task ran would start within one sweep
+    cluster.stop_procfile_process(OTHER_REPLICA)  # one worker, "worker", is left if it survived
     return WorkerLoss(
-        killed_after=killed - first_run,
+        killed_after=killed - first_run["seen_at"],
         unacked_after_kill=unacked,
         queued_after_kill=queued,
         back_after=back_after,

@@ -22,9 +22,11 @@ from workshop.waiting import wait_until
 WATCH_FLAGS = ("--task-events", "--without-mingle", "--without-gossip")
 
 
-def start_worker(cluster: Cluster, extra_args: tuple[str, ...] = ()) -> ManagedProcess:
-    """The Procfile's worker, watched (task events on), as the checks run it."""
-    return cluster.start_procfile_process("worker", extra_args=(*extra_args, *WATCH_FLAGS))
+def start_worker(cluster: Cluster, extra_args: tuple[str, ...] = (), instance: str = "worker") -> ManagedProcess:
+    """The Procfile's worker, watched (task events on), as the checks run it; a second
+    `instance` (another replica) gets a node name of its own."""
+    name = () if instance == "worker" else ("--hostname", f"{instance}@%h")
+    return cluster.start_procfile_process("worker", extra_args=(*extra_args, *name, *WATCH_FLAGS), instance=instance)
 
 
 def broker(cluster: Cluster) -> redis.Redis:
@@ -32,13 +34,12 @@ def broker(cluster: Cluster) -> redis.Redis:
 
 
 def discard_worker(cluster: Cluster) -> None:
-    """SIGKILL the worker, and empty the broker of what it left (queued, reserved and
+    """SIGKILL the worker (every replica), and empty the broker of what it left (queued, reserved and
     unacknowledged messages: a poison message still looping, a lost task): nothing of one
     check reaches the next."""
-    process = cluster.procfile_runs.get("worker")
-    if process:
-        process.kill(signal.SIGKILL)
-    cluster.stop_procfile_process("worker")
+    for instance in [name for name in cluster.procfile_runs if name == "worker" or name.startswith("worker-")]:
+        cluster.procfile_runs[instance].kill(signal.SIGKILL)
+        cluster.stop_procfile_process(instance)
     client = broker(cluster)
     queues = [key for key in client.scan_iter(match="celery*") if client.type(key) == b"list"]
     client.delete("unacked", "unacked_index", "unacked_mutex", *queues)

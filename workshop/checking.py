@@ -103,18 +103,25 @@ def run_checks(
                     precheck_imports(lab, files_dir, modules, earlier_files)
                 except LabFileError as exc:
                     process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
-                    process.wait(timeout=60)
+                    _let_it_stop(process)
                     return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
             returncode = process.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
             # or the cluster's processes would outlive us.
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _let_it_stop(process)
             raise
         return CheckRun.from_results(returncode, results)
+
+
+def _let_it_stop(process: subprocess.Popen, grace: float = 60) -> None:
+    """Wait for a check's pytest that was told to stop (it stops its cluster first); kill it
+    if it has not within `grace` seconds."""
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass

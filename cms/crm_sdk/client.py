@@ -1,9 +1,13 @@
-from datetime import datetime, timedelta, timezone
+from __future__ import annotations
 
-import httpx
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from .exceptions import CRMAuthError, CRMError, CRMTokenRateLimited
 from .token_store import Token, TokenStore
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class CRMClient:
@@ -90,6 +94,11 @@ class CRMClient:
         )
 
     def _post(self, path: str, **kwargs) -> httpx.Response:
+        # Imported on first use: `import httpx` (0.28) also loads its command-line tool when
+        # click, rich and pygments are installed (a third of a second of CPU or more), and only
+        # the CRM sync view calls the CRM: most web workers, and every Celery worker, never do.
+        import httpx
+
         try:
             return httpx.post(f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
         except httpx.HTTPError as exc:

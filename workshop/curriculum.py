@@ -135,8 +135,8 @@ class Lab:
     regressions: tuple[Regression, ...] = ()
     wrong_fixes: tuple[Variant, ...] = ()
     alternatives: tuple[Variant, ...] = ()
-    # Its checks drive load (lab 05's rolling updates) or time processes against a short
-    # clock (lab 04's beats): the test suite runs them alone.
+    # Its checks drive load (lab 05's rolling updates at 120 requests/s): the test suite runs
+    # them alone, so that their requests never queue behind another test's processes.
     cpu_bound: bool = False
     path: Path = field(default=Path())
 

@@ -133,19 +133,6 @@ class WorkerLoss:
 OTHER_REPLICA = "worker-2"
 
 
-def replica_of(cluster: Cluster, pid: int, instances: tuple[str, ...]) -> str:
-    """The worker instance whose process is `pid` (task-started comes from a worker's main
-    process) or runs it (a Procfile line that starts celery through a shell)."""
-    import psutil
-
-    for instance in instances:
-        process = cluster.procfile_runs[instance]
-        tree = {process.pid} | {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
-        if pid in tree:
-            return instance
-    raise RuntimeError(f"the slow render started in process {pid}, which is none of the workers {instances}")
-
-
 def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float = COMES_BACK_WITHIN) -> WorkerLoss:
     """Two workers run, as two replicas of the worker Deployment: the one running and a
     second started now. Send the slow render, SIGKILL the whole worker that runs it halfway
@@ -163,7 +150,9 @@ def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float
     if not events.wait(lambda _events: bool(events.runs(result.id)), timeout=30):
         raise RuntimeError("the slow render never started on a worker")
     first_run = events.runs(result.id)[0]
-    runner = replica_of(cluster, first_run["pid"], ("worker", OTHER_REPLICA))
+    runner = cluster.instance_of_pid.get(first_run["pid"])  # task-started comes from a worker's main process
+    if runner not in ("worker", OTHER_REPLICA):
+        raise RuntimeError(f"the slow render started in process {first_run['pid']}, neither worker's main process")
     time.sleep(max(0.0, first_run["seen_at"] + SLOW_SECONDS / 2 - time.monotonic()))  # halfway through the render
     cluster.procfile_runs[runner].kill(signal.SIGKILL)  # the process group: main process and children
     killed = time.monotonic()

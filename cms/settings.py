@@ -94,6 +94,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite does not create missing folders; a fresh checkout can then migrate at once.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 
+# Django's default hasher (PBKDF2-SHA256, 1,000,000 iterations in Django 5.2) spends about
+# half a second of CPU on every login, by design. The workshop's harness logs its seeded demo
+# users in hundreds of times per test run and sets CMS_FAST_PASSWORD_HASHER=1, as Django's
+# testing docs advise ("Password hashing"); a deployment leaves it unset.
+if os.environ.get("CMS_FAST_PASSWORD_HASHER") == "1":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

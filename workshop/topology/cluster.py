@@ -149,6 +149,8 @@ class Cluster(NodesMixin, ProcfileMixin, DescriptionMixin):
             # the harness's own folder for manage.py; every machine gets its own disk instead
             "CMS_DATA_DIR": str(self.run_dir / "harness"),
             "CMS_SETTINGS_LAYERS": ",".join(settings_modules(self.lab)),
+            # the demo users log in hundreds of times per test run (see cms/settings.py)
+            "CMS_FAST_PASSWORD_HASHER": "1",
             **self.extra_env,
         }
         env.update(overrides)

@@ -174,6 +174,56 @@ def test_a_machines_local_writes_are_seen_wherever_they_go_with_the_line_of_code
     assert all(write.made_under("app") for write in writes)
 
 
+def test_bytecode_cached_in_one_folder_is_not_a_write(tmp_path):
+    """With PYTHONPYCACHEPREFIX (workshop.bytecode), a module compiled on import is written
+    under that folder, as "x.cpython-3NN.pyc.<n>" then renamed: Python's cache, not the app's."""
+    import os
+
+    prefix = tmp_path / "pycache"
+    (tmp_path / "fresh.py").write_text("VALUE = 1\n")
+    os.environ["PYTHONPYCACHEPREFIX"], before = str(prefix), os.environ.get("PYTHONPYCACHEPREFIX")
+    try:
+        writes = _run_as_machine(tmp_path, "def main():\n    import fresh\n")
+    finally:
+        os.environ.pop("PYTHONPYCACHEPREFIX")
+        if before is not None:
+            os.environ["PYTHONPYCACHEPREFIX"] = before
+    assert list(prefix.rglob("fresh.*.pyc")), "the module was not compiled into the cache folder"
+    assert writes == []
+
+
+@pytest.mark.parametrize("asked", ["1", None])
+def test_the_harness_and_what_it_starts_cache_bytecode(tmp_path, asked):
+    """PYTHONDONTWRITEBYTECODE=1 would make every cluster process compile Django and Celery
+    again; the harness caches bytecode anyway, in one folder, never beside the sources."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fresh.py").write_text("VALUE = 1\n")
+    prefix = tmp_path / "pycache"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    if asked:
+        env |= {"PYTHONDONTWRITEBYTECODE": asked, "PYTHONPYCACHEPREFIX": str(prefix)}
+    child = "import os, subprocess, sys; subprocess.run([sys.executable, '-c', 'import fresh'], check=True)"
+    code = (
+        f"import workshop, os, sys; {child}; print(os.environ.get('PYTHONDONTWRITEBYTECODE'), sys.dont_write_bytecode)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shown == ["None", "False"]
+    if asked:
+        assert list(prefix.rglob("fresh.*.pyc")) and not (tmp_path / "__pycache__").exists()
+    else:
+        assert list((tmp_path / "__pycache__").glob("fresh.*.pyc")) and not prefix.exists()
+
+
 def test_reading_and_importing_are_not_writes(tmp_path):
     (tmp_path / "data.txt").write_text("x")
     writes = _run_as_machine(tmp_path, "import json, email.mime.text\ndef main():\n    open('data.txt').read()\n")

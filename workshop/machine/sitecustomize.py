@@ -26,6 +26,8 @@ _LIBRARY_DIRS = tuple(
     {os.path.realpath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")}
 )
 _THIS_FILE = os.path.realpath(__file__)
+# PYTHONPYCACHEPREFIX: bytecode cached in one folder instead of __pycache__ folders
+_PYCACHE_PREFIX = os.path.abspath(sys.pycache_prefix) + os.sep if sys.pycache_prefix else None
 _busy = threading.local()
 
 
@@ -77,13 +79,18 @@ def _written(event: str, args: tuple) -> str | None:
     return None
 
 
+def _is_bytecode(path: str) -> bool:
+    """Python's cache of compiled modules ("x.cpython-311.pyc", written as "x.cpython-311.pyc.<n>", renamed)."""
+    return "__pycache__" in path or path.endswith(".pyc") or bool(_PYCACHE_PREFIX and path.startswith(_PYCACHE_PREFIX))
+
+
 def _hook(event: str, args: tuple) -> None:
     if event not in ("open", "os.mkdir", "os.rename") or getattr(_busy, "active", False):
         return
     _busy.active = True
     try:
         path = _written(event, args)
-        if not path or path.startswith(_IGNORED_PREFIXES) or "__pycache__" in path or path.endswith(".pyc"):
+        if not path or path.startswith(_IGNORED_PREFIXES) or _is_bytecode(path):
             return
         where, modules = _where(sys._getframe(1))
         record = {

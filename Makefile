@@ -24,7 +24,9 @@ PYTEST_ARGS ?=
 # The learner's environment: everything the labs, the checks and the notebooks need,
 # without starting JupyterLab (`make venv`, then `source .venv/bin/activate`).
 # --no-compile: Python compiles what it imports, when it first imports it; precompiling
-# every module of every package would add ~120 MB that a learner never uses.
+# every module of every package would add ~120 MB that a learner never uses. (Where
+# PYTHONDONTWRITEBYTECODE=1 forbids that cache, the harness keeps it in .venv/pycache:
+# workshop/bytecode.py.)
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml

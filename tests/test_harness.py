@@ -174,20 +174,14 @@ def test_a_machines_local_writes_are_seen_wherever_they_go_with_the_line_of_code
     assert all(write.made_under("app") for write in writes)
 
 
-def test_bytecode_cached_in_one_folder_is_not_a_write(tmp_path):
+def test_bytecode_cached_in_one_folder_is_not_a_write(tmp_path, monkeypatch):
     """With PYTHONPYCACHEPREFIX (workshop.bytecode), a module compiled on import is written
     under that folder, as "x.cpython-3NN.pyc.<n>" then renamed: Python's cache, not the app's."""
-    import os
-
     prefix = tmp_path / "pycache"
     (tmp_path / "fresh.py").write_text("VALUE = 1\n")
-    os.environ["PYTHONPYCACHEPREFIX"], before = str(prefix), os.environ.get("PYTHONPYCACHEPREFIX")
-    try:
-        writes = _run_as_machine(tmp_path, "def main():\n    import fresh\n")
-    finally:
-        os.environ.pop("PYTHONPYCACHEPREFIX")
-        if before is not None:
-            os.environ["PYTHONPYCACHEPREFIX"] = before
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(prefix))
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    writes = _run_as_machine(tmp_path, "def main():\n    import fresh\n")
     assert list(prefix.rglob("fresh.*.pyc")), "the module was not compiled into the cache folder"
     assert writes == []
 

@@ -15,7 +15,6 @@ it next to the outcome, so that `workshop hint` and `workshop watch` show that h
 
 from __future__ import annotations
 
-import ast
 import json
 import signal
 import threading
@@ -98,8 +97,7 @@ def setting(cluster: Cluster):
     None when unset): lets a failed check tell apart the states a learner can be in."""
 
     def read(name: str):
-        code = f"from django.conf import settings; print('SETTING', repr(getattr(settings, {name!r}, None)))"
-        return ast.literal_eval(cluster.manage("shell", "-c", code).split("SETTING", 1)[1].strip())
+        return cluster.shell_value("from django.conf import settings", f"getattr(settings, {name!r}, None)")
 
     return read
 

@@ -5,7 +5,6 @@ process holds RedBeat's lock.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass
 
@@ -96,10 +95,9 @@ def worker_runs_a_beat(cluster: Cluster) -> bool:
 def redbeat_redis_url_setting(cluster: Cluster) -> str | None:
     """RedBeat's own Redis URL as the app's configuration has it (any route: the CELERY_-namespaced
     Django setting, ...), or None: then RedBeat 2.4 borrows broker_url (RedBeatConfig)."""
-    code = (
-        "from cms.celery import app\nprint('SETTING', repr(app.conf.first('redbeat_redis_url', 'REDBEAT_REDIS_URL')))"
+    value = cluster.shell_value(
+        "from cms.celery import app", "app.conf.first('redbeat_redis_url', 'REDBEAT_REDIS_URL')"
     )
-    value = ast.literal_eval(cluster.manage("shell", "-c", code).split("SETTING", 1)[1].strip())
     return None if value is None else str(value)
 
 

@@ -7,7 +7,6 @@ Senders are named by process: "beat-1" and "beat-2" (the Procfile's beat line, t
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import weakref
@@ -35,14 +34,12 @@ class Tick:
 def ticks(cluster: Cluster, label: str = "tick", since: datetime | None = None) -> list[Tick]:
     """Every run of record_tick(label) since `since` (default: all), oldest first."""
     script = (
-        "import json; from cms.signage.models import BeatTick\n"
+        "from cms.signage.models import BeatTick\n"
         f"rows = BeatTick.objects.filter(label={label!r})"
         + (f".filter(ran_at__gte={since.isoformat()!r})" if since else "")
         + ".order_by('ran_at').values_list('ran_at', 'sent_by')\n"
-        "print('JSON', json.dumps([(ran_at.isoformat(), sent_by) for ran_at, sent_by in rows]))"
     )
-    output = cluster.manage("shell", "-c", script)
-    rows = json.loads(output.split("JSON", 1)[1])
+    rows = cluster.shell_value(script, "[(ran_at.isoformat(), sent_by) for ran_at, sent_by in rows]")
     names = sender_names(cluster)
     found = []
     for ran_at, origin in rows:

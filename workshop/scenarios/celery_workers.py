@@ -5,7 +5,6 @@ child limits it runs with, and a broker emptied of what one check left for the n
 
 from __future__ import annotations
 
-import ast
 import signal
 import threading
 import time
@@ -113,11 +112,9 @@ class TaskEvents:
 def celery_values(cluster: Cluster, *names: str) -> dict:
     """Settings as the worker's processes see them (literals; None when unset), in one go:
     only to tell the learner what their files say."""
-    code = (
-        "from django.conf import settings; "
-        f"print('SETTINGS', repr({{name: getattr(settings, name, None) for name in {list(names)!r}}}))"
+    return cluster.shell_value(
+        "from django.conf import settings", f"{{name: getattr(settings, name, None) for name in {list(names)!r}}}"
     )
-    return ast.literal_eval(cluster.manage("shell", "-c", code).split("SETTINGS", 1)[1].strip())
 
 
 def worker_limit(cluster: Cluster, flag: str, setting_name: str) -> tuple[int | None, str]:

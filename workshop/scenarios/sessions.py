@@ -146,10 +146,9 @@ def expired_sessions_after_clearsessions(cluster: Cluster, count: int = 3) -> tu
         f"for _ in range({count}):\n"
         "    session = store(); session['lab'] = 'expired'; session.set_expiry(-3600); session.save()\n"
         "def rows(): return Session.objects.filter(expire_date__lt=timezone.now()).count()\n"
-        "before = rows(); call_command('clearsessions'); print('ROWS', before, rows())"
+        "before = rows(); call_command('clearsessions')"
     )
-    before, after = cluster.manage("shell", "-c", script).split("ROWS", 1)[1].split()[:2]
-    return int(before), int(after)
+    return cluster.shell_value(script, "(before, rows())")
 
 
 # -- the engine matrix (notebook) ------------------------------------------------------

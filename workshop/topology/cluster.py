@@ -8,6 +8,7 @@ with its local writes logged. Nodes and the load balancer (nodes.py), Procfile p
 
 from __future__ import annotations
 
+import ast
 import os
 import secrets
 import subprocess
@@ -31,6 +32,7 @@ from workshop.topology.procfile_processes import ProcfileMixin
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # workshop/
 MACHINE_DIR = PACKAGE_DIR / "machine"  # its sitecustomize watches local writes
+VALUE_MARKER = "WORKSHOP-VALUE"  # what shell_value reads after, in the shell's output
 
 
 class Cluster(NodesMixin, ProcfileMixin, DescriptionMixin):
@@ -195,6 +197,12 @@ class Cluster(NodesMixin, ProcfileMixin, DescriptionMixin):
         if result.returncode != 0:
             raise ServiceFailed(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result.stdout
+
+    def shell_value(self, script: str, expression: str):
+        """Run `script` in `manage.py shell` against this cluster, then evaluate `expression`
+        there: its value, a Python literal (numbers, strings, None, lists, tuples, dicts)."""
+        code = f"{script}\nprint({VALUE_MARKER!r}, repr({expression}))"
+        return ast.literal_eval(self.manage("shell", "-c", code).split(VALUE_MARKER, 1)[1].strip())
 
     def last_error(self, lines: int = 12) -> str | None:
         """The end of the newest Python traceback any process logged (where its cause is)."""

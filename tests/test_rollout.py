@@ -314,11 +314,20 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
     me = psutil.Process(rollout.pid)
     seen: dict[int, psutil.Process] = {}
 
+    def command_if_running(process: psutil.Process) -> str | None:
+        """Its command line, or None once it has exited (pods stop and start all through a
+        rolling update: a process seen a moment ago may be gone by the next question)."""
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                return " ".join(process.cmdline())
+        except psutil.NoSuchProcess:
+            pass
+        return None
+
     def servers() -> list[psutil.Process]:
         for child in me.children(recursive=True):
             seen.setdefault(child.pid, child)
-        alive = [p for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        return [p for p in alive if re.search("uwsgi|nginx", " ".join(p.cmdline()), re.I)]
+        return [p for p in seen.values() if re.search("uwsgi|nginx", command_if_running(p) or "", re.I)]
 
     deadline = time.monotonic() + 90
     while len(servers()) < 10 and time.monotonic() < deadline and rollout.poll() is None:
@@ -329,7 +338,7 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
     os.kill(rollout.pid, signal.SIGINT)
     assert rollout.wait(timeout=60) == 130
     time.sleep(0.5)
-    left = [p.pid for p in seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    left = [p.pid for p in seen.values() if command_if_running(p) is not None]
     assert not left, f"still running after Ctrl-C: {left}"
 
 

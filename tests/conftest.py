@@ -1,7 +1,6 @@
 """Test-session setup: the harness keeps its state (progress, run directories) in a
 temporary folder, so `make test` never touches a learner's progress or files."""
 
-import fcntl
 import os
 import secrets
 import signal
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from machine_share import MachineShare
 
 # Set once by the process that runs the session (pytest-xdist's workers inherit both).
 if "WORKSHOP_TEST_SESSION" not in os.environ:
@@ -27,12 +27,15 @@ if "WORKSHOP_TEST_SESSION" not in os.environ:
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# -- sharing the machine: run what waits side by side, what needs the CPU alone ------------------
+# -- sharing the machine: run what waits side by side, what needs the CPU beside little -----------
 #
-# Under `make test` (pytest-xdist, several workers) most cluster tests wait: on beats, on
-# restarts, on timeouts. They run side by side, each holding a shared lock. A test marked
-# `cpu` (a rolling update under load: its requests must not queue behind another test's)
-# holds the lock alone. Tests that start no process take no lock.
+# Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
+# on timeouts. They run side by side, one unit each of the machine's N. A test marked `cpu` (a
+# rolling update at 120 requests/s, a notebook timed against a 1 s tick) takes N - 1: beside
+# it runs at most one other test, never another `cpu` test. The `cpu` tests are one group
+# (`--dist loadgroup`, the Makefile): one worker runs them one after the other, from the
+# start of the session, keeping its units from one to the next, while the others run the
+# rest. Tests that start no process take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
 
 
@@ -41,16 +44,34 @@ def tier_of(item_or_report) -> str:
     return next((tier for tier in TIERS if tier in keywords), "fast")
 
 
+def units_of(item, workers: int) -> int:
+    return workers - 1 if "cpu" in item.keywords else 1
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "cpu" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("cpu"))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Outermost, so the wait for the lock is outside the test's own timeout (pytest-timeout
+    """Outermost, so the wait for the machine is outside the test's own timeout (pytest-timeout
     times the protocol inside this wrapper): a test that waits its turn is not slow."""
-    if tier_of(item) == "fast":
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if tier_of(item) == "fast" or workers < 2:
         return (yield)
-    mode = fcntl.LOCK_EX if "cpu" in item.keywords else fcntl.LOCK_SH
-    with open(Path(os.environ["WORKSHOP_STATE_DIR"]) / "machine.lock", "w") as lock:
-        fcntl.flock(lock, mode)
+    share = MachineShare(Path(os.environ["WORKSHOP_STATE_DIR"]), capacity=workers)
+    units = units_of(item, workers)
+    if share.held() != units:  # a `cpu` test after another keeps the units it was handed
+        share.release()
+        share.acquire(units)
+    try:
         return (yield)
+    finally:
+        if not (units > 1 and nextitem is not None and units_of(nextitem, workers) == units):
+            share.release()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

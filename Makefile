@@ -55,7 +55,7 @@ lab: $(STAMP)
 # the clusters may take one each: every cluster empties the database it uses.
 TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),3,0),3)
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 doctor: $(STAMP)
 	$(BIN)/workshop doctor

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from machine_share import MachineShare
+from machine_share import CpuFirstScheduling, MachineShare, name_cpu_tests
 
 # Set once by the process that runs the session (pytest-xdist's workers inherit both).
 if "WORKSHOP_TEST_SESSION" not in os.environ:
@@ -32,10 +32,10 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 # Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
 # on timeouts. They run side by side, one unit each of the machine's N. A test marked `cpu` (a
 # rolling update at 120 requests/s, a notebook timed against a 1 s tick) takes N - 1: beside
-# it runs at most one other test, never another `cpu` test. The `cpu` tests are one group
-# (`--dist loadgroup`, the Makefile): one worker runs them one after the other, from the
-# start of the session, keeping its units from one to the next, while the others run the
-# rest. Tests that start no process take no unit.
+# it runs at most one other test, never another `cpu` test. The `cpu` tests are one unit of
+# work for pytest-xdist (tests/machine_share.py): one worker runs them one after the other,
+# from the start of the session, keeping its units from one to the next, while the others
+# run the rest. Tests that start no process take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
 
 
@@ -48,11 +48,20 @@ def units_of(item, workers: int) -> int:
     return workers - 1 if "cpu" in item.keywords else 1
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def cpu_tests_file() -> Path:
+    return Path(os.environ["WORKSHOP_STATE_DIR"]) / "cpu-tests.json"
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "cpu" in item.keywords:
-            item.add_marker(pytest.mark.xdist_group("cpu"))
+    if hasattr(config, "workerinput"):
+        name_cpu_tests(items, cpu_tests_file())
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # pytest-xdist's hook
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "load":  # what -n N gives; another --dist is taken as asked
+        return CpuFirstScheduling(config, log, cpu_tests_file())
+    return None
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

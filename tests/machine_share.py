@@ -1,4 +1,5 @@
-"""The machine, shared by the test workers of one session: a counting semaphore in a file.
+"""The machine, shared by the test workers of one session: a counting semaphore in a file,
+and the order in which pytest-xdist hands out the tests.
 
 The machine has `capacity` units (one per test worker). A test takes the units its tier
 asks for, first come first served, and gives them back when it ends; a worker whose test
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+from xdist.scheduler import LoadScopeScheduling
 
 POLL_SECONDS = 0.1
 
@@ -64,3 +66,30 @@ class MachineShare:
     def waiting(self) -> list[str]:
         with self._state() as state:
             return [pid for pid, _ in state["queue"]]
+
+
+class CpuFirstScheduling(LoadScopeScheduling):
+    """pytest-xdist's load scheduling, but the `cpu` tests are one unit of work, sent first:
+    one worker runs them one after the other from the start, the others share out the rest.
+    (pytest-xdist's own `--dist loadgroup` cannot do it on pytest 9.2: it groups by rewriting
+    node ids, which pytest 9.2 no longer reads.) The workers name the `cpu` tests in a file
+    when they have collected them (`name_cpu_tests`), before this schedules anything."""
+
+    def __init__(self, config, log, cpu_tests_file: Path):
+        super().__init__(config, log)
+        self.cpu_tests_file = cpu_tests_file
+        self._cpu_tests: set[str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self._cpu_tests is None:
+            self._cpu_tests = (
+                set(json.loads(self.cpu_tests_file.read_text())) if self.cpu_tests_file.exists() else set()
+            )
+        return "cpu" if nodeid in self._cpu_tests else nodeid
+
+
+def name_cpu_tests(items, path: Path) -> None:
+    """Write the node ids of the `cpu` tests (every worker collects the same: any one will do)."""
+    written = path.with_suffix(f".{os.getpid()}")
+    written.write_text(json.dumps([item.nodeid for item in items if "cpu" in item.keywords]))
+    os.replace(written, path)

@@ -1,8 +1,12 @@
 """The test workers' share of the machine (tests/machine_share.py): units up to the capacity,
 first come first served, and the units of a worker that is gone freed."""
 
+import os
 import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import psutil
 import pytest
@@ -66,3 +70,45 @@ def test_a_share_never_asks_for_more_than_the_machine(tmp_path, pids):
     share = MachineShare(tmp_path, capacity=2, pid=pids[0])
     share.acquire(5)
     assert share.held() == 2
+
+
+def test_one_worker_runs_the_cpu_tests_first_and_one_after_the_other(tmp_path):
+    """Through pytest-xdist with this suite's conftest: the `cpu` tests all go to one worker, which
+    starts on them before anything else; the others share out the rest."""
+    (tmp_path / "test_sample.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from pathlib import Path
+            import pytest
+
+            def record(name):
+                with open(Path(__file__).parent / "order.txt", "a") as out:
+                    out.write(f"{os.environ['PYTEST_XDIST_WORKER']} {name}\\n")
+
+            @pytest.mark.parametrize("i", range(6))
+            def test_other(i):
+                record(f"other-{i}")
+
+            @pytest.mark.cpu
+            @pytest.mark.parametrize("i", range(4))
+            def test_heavy(i):
+                record(f"cpu-{i}")
+            """
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "3", "-p", "conftest", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line.split() for line in (tmp_path / "order.txt").read_text().splitlines()]
+    cpu_workers = {worker for worker, name in lines if name.startswith("cpu")}
+    assert len(cpu_workers) == 1, lines
+    first_of_that_worker = next(name for worker, name in lines if worker in cpu_workers)
+    assert first_of_that_worker.startswith("cpu"), lines
+    assert len(lines) == 10, lines

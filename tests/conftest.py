@@ -2,6 +2,7 @@
 temporary folder, so `make test` never touches a learner's progress or files."""
 
 import os
+import resource
 import secrets
 import signal
 import tempfile
@@ -70,12 +71,14 @@ def pytest_runtest_protocol(item, nextitem):
     times the protocol inside this wrapper): a test that waits its turn is not slow."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if tier_of(item) == "fast" or workers < 2:
+        item.stash[CPU_AT_START] = cpu_seconds()
         return (yield)
     share = MachineShare(Path(os.environ["WORKSHOP_STATE_DIR"]), capacity=workers)
     units = units_of(item, workers)
     if share.held() != units:  # a `cpu` test after another keeps the units it was handed
         share.release()
         share.acquire(units)
+    item.stash[CPU_AT_START] = cpu_seconds()
     try:
         return (yield)
     finally:
@@ -83,11 +86,31 @@ def pytest_runtest_protocol(item, nextitem):
             share.release()
 
 
+CPU_AT_START = pytest.StashKey[float]()
+
+
+def cpu_seconds() -> float:
+    """The CPU of this process, and of every process it started that has ended (uWSGI, Celery,
+    a check's pytest: each waits for its own children, so theirs is counted too)."""
+    mine, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "teardown" and CPU_AT_START in item.stash:
+        report.user_properties.append(("cpu_seconds", cpu_seconds() - item.stash[CPU_AT_START]))
+    return report
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Where the time went, per tier; and how many proofs of the curriculum ran and passed."""
+    """Where the time went, per tier (the tests' time and the CPU they used); and how many proofs
+    of the curriculum ran and passed."""
     if hasattr(config, "workerinput"):
         return  # a pytest-xdist worker: the controller sums up
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     tests: dict[str, int] = {}
     proofs: dict[str, int] = {}
     for reports in terminalreporter.stats.values():
@@ -96,6 +119,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 continue
             tier = tier_of(report)
             seconds[tier] = seconds.get(tier, 0.0) + report.duration
+            cpu[tier] = cpu.get(tier, 0.0) + sum(value for key, value in report.user_properties if key == "cpu_seconds")
             if report.when == "call":
                 tests[tier] = tests.get(tier, 0) + 1
                 for key, value in report.user_properties:
@@ -104,10 +128,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                             proofs[name] = proofs.get(name, 0) + count
     if not tests:
         return
-    terminalreporter.section("where the time went (test time per tier; tiers run side by side)")
+    terminalreporter.section("where the time went (test time and CPU per tier; tiers run side by side)")
     for tier in ("fast", *reversed(TIERS)):
         if tier in tests:
-            terminalreporter.write_line(f"tier {tier:<9} {tests[tier]:>4} tests  {seconds[tier]:>8.1f} s")
+            terminalreporter.write_line(
+                f"tier {tier:<9} {tests[tier]:>4} tests  {seconds[tier]:>8.1f} s  {cpu[tier]:>8.1f} s of CPU"
+            )
     if proofs:
         terminalreporter.write_line(
             "proofs that passed: " + ", ".join(f"{count} {name}" for name, count in sorted(proofs.items()))

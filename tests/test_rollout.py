@@ -10,14 +10,17 @@ import socket
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 from workshop.curriculum import find_lab
 from workshop.paths import BIN_DIR, ROOT
-from workshop.rollout.lb import TcpLoadBalancer
+from workshop.processes import Supervisor
+from workshop.rollout.lb import HttpLoadBalancer, TcpLoadBalancer
 from workshop.rollout.manifest import ManifestError, gate_injection, load_deployment, surge_and_unavailable
 from workshop.rollout.rehearsal import Rehearsal
 from workshop.rollout.render import PodLayout
@@ -293,6 +296,40 @@ def test_the_l4_service_keeps_a_connection_on_its_pod_and_sends_new_ones_to_regi
         kept.close()
     finally:
         service.stop()
+
+
+class Pod(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"pod")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.cluster  # one nginx
+def test_the_alb_stand_in_serves_a_target_once_it_says_so(tmp_path):
+    """set_endpoints returns once nginx's reload has taken effect: the very next request goes to
+    the target just registered, or finds none just deregistered. (Before, the rehearsal counted
+    a target registered about 0.1 s before nginx served it: the solution's first requests behind
+    the ALB could get "no registered target".)"""
+    pod = ThreadingHTTPServer(("127.0.0.1", 0), Pod)
+    threading.Thread(target=pod.serve_forever, daemon=True).start()
+    try:
+        with Supervisor() as supervisor:
+            proxy = HttpLoadBalancer(tmp_path, tmp_path, supervisor.start)
+            proxy.start()
+            for round in range(3):
+                proxy.set_endpoints({f"pod-{round}": pod.server_address[1]})
+                response = httpx.get(proxy.url + "/")
+                assert (response.status_code, response.headers.get("X-Pod")) == (200, f"pod-{round}"), round
+                proxy.set_endpoints({})
+                response = httpx.get(proxy.url + "/")
+                assert (response.status_code, response.headers.get("X-No-Target")) == (503, "1"), round
+    finally:
+        pod.shutdown()
 
 
 def test_the_json_timeline_round_trips(tmp_path):

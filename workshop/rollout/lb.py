@@ -8,7 +8,9 @@ controller thread calls `set_endpoints` when a lag has passed.
   request, no retry of another target (`proxy_next_upstream off`), strict round-robin, like
   an ALB. It names the pod in `X-Pod`; with no registered target it answers 503 itself
   (`X-No-Target`), as an ALB with no healthy target does. Its upstreams change by
-  rewriting its conf and reloading it (SIGHUP): connections in flight are not dropped.
+  rewriting its conf and reloading it (SIGHUP): connections in flight are not dropped, and
+  `set_endpoints` returns once only workers started with the new conf take connections
+  (until then, the old ones still answer "no registered target").
 - `TcpLoadBalancer` (the kind "l4"): a Service as kube-proxy makes it, connection by
   connection. A new connection goes to a registered pod (round-robin); an established
   one stays with its pod until either side closes it, whatever happens to the endpoints
@@ -25,11 +27,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from workshop import nginx
 from workshop.errors import BadInput
 from workshop.ports import free_port, retry_port_clash
-from workshop.processes import ManagedProcess, ProcessSpec
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed
 from workshop.rollout.manifest import ALB_GATE_PREFIX
+from workshop.waiting import wait_until
 
 # The TargetGroupBinding the AWS Load Balancer Controller would make for the Ingress of
 # k8s/aws (its name is generated), and so the condition type of the gate it injects.
@@ -65,6 +70,9 @@ def lags_from_environment(name: str, default: Lags) -> Lags:
 
 
 LB_KINDS = ("l4", "alb", "l7")  # the first is the default: what kind runs
+# The title nginx gives a worker that takes connections; after a reload, the old workers are
+# "nginx: worker process is shutting down" (listening sockets closed) until their last request.
+NGINX_WORKER_TITLE = "nginx: worker process"
 
 
 class HttpLoadBalancer:
@@ -145,8 +153,28 @@ class HttpLoadBalancer:
         self.endpoints = dict(endpoints)
         self.known.update({port: name for name, port in endpoints.items()})
         if self.process and self.process.running():
+            before = self._workers_taking_connections()
             self.conf_path.write_text(self.conf())
             self.process.send_signal(signal.SIGHUP)  # nginx -s reload
+            # The reload takes about 0.1 s: a target counts as registered once it is served.
+            wait_until(
+                lambda: (now := self._workers_taking_connections()) and not now & before,
+                "the load balancer's reload",
+                timeout=10,
+                interval=0.01,
+                logs=[self.logs_dir / "service-lb.log"],
+                error=ServiceFailed,
+            )
+
+    def _workers_taking_connections(self) -> set[int]:
+        pids = set()
+        for worker in psutil.Process(self.process.pid).children():
+            try:
+                if " ".join(worker.cmdline()).strip() == NGINX_WORKER_TITLE:
+                    pids.add(worker.pid)
+            except psutil.Error:  # exiting
+                continue
+        return pids
 
     def pod_of(self, client_port: int) -> tuple[str | None, bool] | None:
         return None  # the pod is in the response's X-Pod header

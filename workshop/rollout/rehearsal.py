@@ -199,17 +199,19 @@ class Rehearsal:
                 # registered only if its containers are still ready and it is not terminating
                 if action == "add" and pod.name not in self.endpoints and pod.containers_ready and not pod.terminating:
                     self.endpoints[pod.name] = pod.service_port
-                    pod.registered = True
                     changed.append((pod, "registered"))
                 elif action == "remove" and pod.name in self.endpoints:
                     del self.endpoints[pod.name]
-                    pod.registered = False
                     changed.append((pod, "deregistered"))
-            if changed:
-                self.proxy.set_endpoints(self.endpoints)
-                self.service.set_endpoints(self.endpoints)
+            endpoints = dict(self.endpoints)
+        if not changed:
+            return
+        # (un)registered once both ways in route by it: the proxy's reload takes a moment
+        self.service.set_endpoints(endpoints)
+        self.proxy.set_endpoints(endpoints)
         for pod, event in changed:
-            self.event(pod.name, event, f"upstreams: {sorted(self.endpoints)}")
+            pod.registered = event == "registered"
+            self.event(pod.name, event, f"upstreams: {sorted(endpoints)}")
             # behind the ALB, its controller sets the gate once the target is healthy
             pod.set_gate(ALB_GATE, event == "registered")
 

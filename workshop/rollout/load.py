@@ -71,6 +71,8 @@ class LoadGenerator:
         self.tls = ssl.create_default_context()
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._record_lock = threading.Lock()
+        self._closed = False
 
     def start(self) -> None:
         """The senders first (each builds its clients: an httpx client costs milliseconds of
@@ -87,11 +89,22 @@ class LoadGenerator:
         scheduler.start()
         self.threads.append(scheduler)
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, settle: float = 0.5) -> None:
+        """Stop sending; give the requests in flight `settle` seconds (a fast one ends in
+        milliseconds), then close the record. A slow request still running then went to a pod
+        that stays (a rolling update ends when its last old pod has exited): it is left out,
+        not waited for (up to `slow_seconds` per run), and its sender ends with it."""
         self.stopping.set()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + settle
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._record_lock:
+            self._closed = True
+
+    def _record(self, request: Request) -> None:
+        with self._record_lock:
+            if not self._closed:
+                self.timeline.requests.append(request)
 
     def _schedule(self) -> None:
         start = self.clock.now()
@@ -147,7 +160,7 @@ class LoadGenerator:
                 except httpx.HTTPError as exc:
                     request.error = f"{type(exc).__name__}: {exc}"[:200]
                 request.end = clock.now()
-                self.timeline.requests.append(request)
+                self._record(request)
 
     def _work_l4(self) -> None:
         """Through the connection-level Service: http.client, whose socket tells the client
@@ -194,7 +207,7 @@ class LoadGenerator:
                     request.error = f"{type(exc).__name__}: {exc}"[:200]
                     break
             request.end = self.clock.now()
-            self.timeline.requests.append(request)
+            self._record(request)
 
     def _attribute(self, request: Request, client_port: int) -> None:
         found = self.service.pod_of(client_port) if self.service else None

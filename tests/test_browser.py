@@ -113,6 +113,7 @@ def quit_browser(driver) -> None:
 @pytest.mark.cluster
 @pytest.mark.timeout(600)
 def test_make_lab_runs_the_first_cell_in_a_browser(chromium, make_lab, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions
@@ -126,10 +127,13 @@ def test_make_lab_runs_the_first_cell_in_a_browser(chromium, make_lab, tmp_path)
         driver = start_browser(*chromium, tmp_path / "chromedriver.log")
         try:
             driver.get(f"{base}/lab/tree/notebooks/00-start-here.ipynb?token={token}")
-            wait = WebDriverWait(driver, 120, poll_frequency=0.5)
+            # JupyterLab redraws the cell while the page and the kernel come up: an element found
+            # a moment ago may be gone, so the waits look again, and the editor is found last.
+            wait = WebDriverWait(driver, 120, poll_frequency=0.5, ignored_exceptions=[StaleElementReferenceException])
             first_input = (By.CSS_SELECTOR, ".jp-NotebookPanel .jp-CodeCell .jp-InputArea-editor .cm-content")
-            editor = wait.until(expected_conditions.element_to_be_clickable(first_input))
+            wait.until(expected_conditions.element_to_be_clickable(first_input))
             wait.until(lambda _: kernel_idle(base, token))
+            editor = wait.until(expected_conditions.element_to_be_clickable(first_input))
 
             editor.click()
             editor.send_keys(Keys.SHIFT, Keys.ENTER)

@@ -157,8 +157,10 @@ class HttpLoadBalancer:
             self.conf_path.write_text(self.conf())
             self.process.send_signal(signal.SIGHUP)  # nginx -s reload
             # The reload takes about 0.1 s: a target counts as registered once it is served.
-            wait_until(
-                lambda: (now := self._workers_taking_connections()) and not now & before,
+            wait_until(  # (a load balancer stopped meanwhile, on Ctrl-C, routes nothing: no wait)
+                lambda: (
+                    not self.process.running() or ((now := self._workers_taking_connections()) and not now & before)
+                ),
                 "the load balancer's reload",
                 timeout=10,
                 interval=0.01,
@@ -168,7 +170,11 @@ class HttpLoadBalancer:
 
     def _workers_taking_connections(self) -> set[int]:
         pids = set()
-        for worker in psutil.Process(self.process.pid).children():
+        try:
+            workers = psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:  # stopped
+            return pids
+        for worker in workers:
             try:
                 if " ".join(worker.cmdline()).strip() == NGINX_WORKER_TITLE:
                     pids.add(worker.pid)

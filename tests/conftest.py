@@ -32,12 +32,11 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 #
 # Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
 # on timeouts. They run side by side, one unit each of the machine's N. A test marked `cpu` (a
-# rolling update at 120 requests/s) takes all N: it runs alone. (Beside one other test it
-# saved 3 minutes, but lab 03's lost-worker check, timed against a 6 s visibility timeout,
-# failed once beside a rehearsal.) The `cpu` tests are one unit of work for pytest-xdist
+# rolling update at 120 requests/s) takes N - 1: beside it runs at most one other test, never
+# another `cpu` test. The `cpu` tests are one unit of work for pytest-xdist
 # (tests/machine_share.py): one worker runs them one after the other, from the start of the
-# session, keeping the machine from one to the next; then every worker runs the rest. Tests
-# that start no process take no unit.
+# session, keeping its units from one to the next, while the others run the rest. Tests that
+# start no process take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
 
 
@@ -47,15 +46,15 @@ def tier_of(item_or_report) -> str:
 
 
 def units_of(item, workers: int) -> int:
-    return workers if "cpu" in item.keywords else 1
+    return workers - 1 if "cpu" in item.keywords else 1
 
 
 def cpu_tests_file() -> Path:
     return Path(os.environ["WORKSHOP_STATE_DIR"]) / "cpu-tests.json"
 
 
-# Under pytest-xdist, the longest-running kinds of test first: a long test handed out last
-# would keep the session waiting.
+# Under pytest-xdist, the longest-running kinds of test first: while the `cpu` tests run, one
+# unit is left for the rest, and a long test handed out last would keep the session waiting.
 START_ORDER = ("cpu", "kind", "kit", "notebook", "cluster", "fast")
 
 

@@ -2,6 +2,7 @@
 and the CRM stand-in (a real process, over HTTP)."""
 
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -376,3 +377,50 @@ def test_a_start_is_retried_on_a_port_clash_in_any_binarys_words(words, clash):
         with pytest.raises(ServiceFailed):
             retry_port_clash(start)
         assert attempts == [0]
+
+
+# -- lab 03: the whole worker is killed between two sweeps ------------------------------
+
+
+def test_a_lost_worker_is_killed_between_two_sweeps_never_during_one(tmp_path):
+    """A worker SIGKILLed in the middle of kombu's sweep would leave the restore lock held
+    for 300 s, and the lost task would not come back within the check's wait: the kill
+    waits for a sweep in progress, and no sweep starts while it happens."""
+    import threading
+
+    import redis
+    from kombu.transport.redis import Mutex, MutexHeld
+
+    from workshop.scenarios.celery_workers import RESTORE_LOCK, kill_between_sweeps
+    from workshop.services import start_redis
+
+    def sweep(client, while_held=lambda: None):  # as kombu's QoS.restore_visible takes the lock
+        with Mutex(client, RESTORE_LOCK, 300):
+            while_held()
+
+    with Supervisor() as supervisor:
+        client = redis.Redis.from_url(start_redis(supervisor, tmp_path).url)
+        sweeping, sweep_over = threading.Event(), threading.Event()
+
+        def a_long_sweep():
+            sweeping.set()
+            time.sleep(0.3)
+            sweep_over.set()
+
+        sweeper = threading.Thread(target=sweep, args=(client, a_long_sweep))
+        sweeper.start()
+        assert sweeping.wait(5)
+        seen = {}
+
+        def kill():
+            seen["sweep_over"] = sweep_over.is_set()
+            try:
+                sweep(client)
+                seen["a_sweep_ran"] = True
+            except MutexHeld:
+                seen["a_sweep_ran"] = False
+
+        kill_between_sweeps(client, kill)
+        sweeper.join()
+        assert seen == {"sweep_over": True, "a_sweep_ran": False}
+        sweep(client)  # the lock is free again: the next sweep runs

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from celery import Celery
 
 from workshop.scenarios.celery_renders import HUGE, RENDER, SLOW_SECONDS
-from workshop.scenarios.celery_workers import TaskEvents, broker, start_worker
+from workshop.scenarios.celery_workers import TaskEvents, broker, kill_between_sweeps, start_worker
 from workshop.topology import Cluster
 from workshop.waiting import wait_until
 
@@ -144,7 +144,9 @@ def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float
     the task back whatever the sweep period; the other replica's periodic sweeps are what
     decides. In the check both start moments before the render: their start-up sweeps
     (done before a worker logs "ready.") are over before the message can be overdue, and a
-    sweep period of kombu's default (100 s) does not come round within the wait."""
+    sweep period of kombu's default (100 s) does not come round within the wait. The kill
+    lands between two sweeps (kill_between_sweeps): one killed in the middle of its sweep
+    would hold every sweep back for 300 s."""
     start_worker(cluster, instance=OTHER_REPLICA)
     result = app.send_task(RENDER, kwargs={"layout": "slow", "seconds": SLOW_SECONDS})
     if not events.wait(lambda _events: bool(events.runs(result.id)), timeout=30):
@@ -154,9 +156,10 @@ def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float
     if runner not in ("worker", OTHER_REPLICA):
         raise RuntimeError(f"the slow render started in process {first_run['pid']}, neither worker's main process")
     time.sleep(max(0.0, first_run["seen_at"] + SLOW_SECONDS / 2 - time.monotonic()))  # halfway through the render
-    cluster.procfile_runs[runner].kill(signal.SIGKILL)  # the process group: main process and children
-    killed = time.monotonic()
     client = broker(cluster)
+    # the process group: main process and children
+    kill_between_sweeps(client, lambda: cluster.procfile_runs[runner].kill(signal.SIGKILL))
+    killed = time.monotonic()
     unacked, queued = client.hlen("unacked"), client.llen("celery")
     came_back = events.wait(lambda _events: bool(events.runs(result.id, since=killed)), timeout=within)
     waited = time.monotonic() - killed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from celery import Celery
@@ -28,8 +29,25 @@ def start_worker(cluster: Cluster, extra_args: tuple[str, ...] = (), instance: s
     return cluster.start_procfile_process("worker", extra_args=(*extra_args, *name, *WATCH_FLAGS), instance=instance)
 
 
+# kombu's Redis transport (5.7) sweeps overdue unacknowledged messages back to the queue
+# under this lock in the broker (`unacked_mutex_key`), taken with a 300 s expiry
+# (`unacked_mutex_expire`) and released when the sweep ends: kombu/transport/redis.py,
+# QoS.restore_visible and Mutex.
+RESTORE_LOCK = "unacked_mutex"
+
+
 def broker(cluster: Cluster) -> redis.Redis:
     return redis.Redis.from_url(cluster.redis.url)
+
+
+def kill_between_sweeps(client: redis.Redis, kill: Callable[[], None]) -> None:
+    """Kill a worker between two of its sweeps, never during one: a worker SIGKILLed while it
+    holds the restore lock leaves it held for its 300 s expiry, and until then no worker brings
+    any message back. With sweeps every second that is a matter of luck (a sweep holds the
+    lock for milliseconds, longer on a busy machine); the check holds the lock itself for the
+    instant of the kill, so no worker is in a sweep then."""
+    with client.lock(RESTORE_LOCK, timeout=5, blocking_timeout=5):
+        kill()
 
 
 def discard_worker(cluster: Cluster) -> None:
@@ -41,7 +59,7 @@ def discard_worker(cluster: Cluster) -> None:
         cluster.stop_procfile_process(instance)
     client = broker(cluster)
     queues = [key for key in client.scan_iter(match="celery*") if client.type(key) == b"list"]
-    client.delete("unacked", "unacked_index", "unacked_mutex", *queues)
+    client.delete("unacked", "unacked_index", RESTORE_LOCK, *queues)
 
 
 class TaskEvents:

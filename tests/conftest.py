@@ -55,7 +55,7 @@ def cpu_tests_file() -> Path:
 
 # Under pytest-xdist, the longest-running kinds of test first: while the `cpu` tests run, one
 # unit is left for the rest, and a long test handed out last would keep the session waiting.
-START_ORDER = ("cpu", "kind", "kit", "notebook", "cluster", "fast")
+START_ORDER = ("cpu", *(tier for tier in TIERS if tier != "cpu"), "fast")
 
 
 def pytest_collection_modifyitems(config, items):

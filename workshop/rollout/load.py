@@ -75,8 +75,8 @@ class LoadGenerator:
         self._closed = False
 
     def start(self) -> None:
-        """The senders first (each builds its clients: an httpx client costs milliseconds of
-        CPU), then the schedule: no request is due before every sender is there to send it."""
+        """The senders first (each builds its clients, on one shared TLS context), then the
+        schedule: no request is due before every sender is there to send it."""
         work = self._work_l4 if self.service else self._work
         self._ready = threading.Semaphore(0)
         self.threads = [threading.Thread(target=work, name=f"load-{i}", daemon=True) for i in range(self.shape.workers)]

@@ -198,13 +198,18 @@ def _session_processes(marker: str) -> list[psutil.Process]:
     return found
 
 
+def _runs_with_a_process(state_dir: Path) -> set[Path]:
+    return {log.parent.parent for log in state_dir.glob("runs/*/logs/*.log")}
+
+
 @pytest.mark.cluster
-def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path):
+@pytest.mark.parametrize(("lab", "clusters"), [("01", 1), ("03", 3)])  # 03: a pytest per check module, side by side
+def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path, lab, clusters):
     """Ctrl-C reaches the CLI and pytest alike (one process group): nothing may survive."""
-    marker = f"ctrl-c-{os.getpid()}"
+    marker = f"ctrl-c-{os.getpid()}-{lab}"
     env = {**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path), "WORKSHOP_CTRL_C_TEST": marker}
     process = subprocess.Popen(
-        [*WORKSHOP, "check", "01", "--solution"],
+        [*WORKSHOP, "check", lab, "--solution"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -215,6 +220,9 @@ def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path):
         while time.monotonic() < deadline and not list(tmp_path.glob("runs/*/logs/lb.log")):
             time.sleep(0.2)
         assert list(tmp_path.glob("runs/*/logs/lb.log")), "the check's cluster never started"
+        while time.monotonic() < deadline and len(_runs_with_a_process(tmp_path)) < clusters:
+            time.sleep(0.2)
+        assert len(_runs_with_a_process(tmp_path)) == clusters
         while time.monotonic() < deadline and len(_session_processes(marker)) <= 8:
             time.sleep(0.2)  # the nodes start side by side with the load balancer
         assert len(_session_processes(marker)) > 8

@@ -424,3 +424,24 @@ def test_a_lost_worker_is_killed_between_two_sweeps_never_during_one(tmp_path):
         sweeper.join()
         assert seen == {"sweep_over": True, "a_sweep_ran": False}
         sweep(client)  # the lock is free again: the next sweep runs
+
+
+# -- a check runs its modules side by side ----------------------------------------------
+
+
+def test_a_check_runs_a_pytest_per_module_side_by_side_except_a_rehearsal():
+    from workshop.checking import check_groups
+
+    leaks, beat, rollouts = find_lab("03"), find_lab("04"), find_lab("05")
+    assert check_groups(leaks) == [
+        ["checks/test_celery_leaks.py"],
+        ["checks/test_lost_worker.py"],
+        ["checks/test_regressions.py"],
+    ]
+    assert check_groups(beat) == [["checks/test_beat.py"], ["checks/test_regressions.py"]]
+    # lab 05's checks share one rehearsal (a session fixture): one run
+    assert len(check_groups(rollouts)) == 1 and len(check_groups(rollouts)[0]) == 2
+    steps = [step.check for step in leaks.checked_steps]
+    assert sorted(target for group in check_groups(leaks, steps) for target in group) == sorted(steps)
+    assert [len(group) for group in check_groups(leaks, steps)] == [4, 1]  # what `workshop verify` runs per fix
+    assert check_groups(leaks, [steps[-1]]) == [[steps[-1]]]  # one step, as `watch` runs it

@@ -51,6 +51,20 @@ class CheckRun:
         return outcome
 
 
+def check_groups(lab: Lab, select: list[str] | None = None) -> list[list[str]]:
+    """The pytest runs of one check, started side by side: one per check module, each with
+    the cluster of its own that its module starts, so a lab's regression check (another
+    lab's cluster) does not wait for the step checks. A cpu-bound lab's checks stay in one
+    run: they share one rehearsal, and its load would time whatever ran beside it."""
+    targets = select or sorted(path.relative_to(lab.path).as_posix() for path in lab.checks_dir.glob("test_*.py"))
+    if lab.cpu_bound:
+        return [targets]
+    by_module: dict[str, list[str]] = {}
+    for target in targets:
+        by_module.setdefault(target.split("::")[0], []).append(target)
+    return list(by_module.values())
+
+
 def run_checks(
     lab: Lab,
     files_dir: Path,
@@ -60,7 +74,8 @@ def run_checks(
 ) -> CheckRun:
     """Run the lab's checks (its steps' and its regression checks) against the editable
     files in `files_dir`; `earlier_files` replaces earlier labs' solutions ({"01": folder}).
-    A lab file that does not compile or import stops it before any cluster starts."""
+    A lab file that does not compile or import stops it before any cluster starts. The
+    first module's output comes as it runs; the others' (run beside it) when it has ended."""
     try:
         modules = precheck_files(lab, files_dir)
         if not quiet:  # the learner's terminal: nothing of pytest's before the one-line answer
@@ -68,50 +83,90 @@ def run_checks(
     except LabFileError as exc:
         return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
-        results = Path(scratch) / "results.json"
-        targets = [str(lab.path / target) for target in select] if select else [str(lab.checks_dir)]
-        command = [
-            str(PYTHON),
-            "-m",
-            "pytest",
-            *targets,
-            "--lab-files",
-            str(files_dir),
-            "--workshop-results",
-            str(results),
-            *(f"--earlier-files={code}={folder}" for code, folder in (earlier_files or {}).items()),
-            # Only the plugins a check uses (the others installed cost half a second to load);
-            # pytest-django (for the cms tests) stays out: a check drives a real cluster, never
-            # Django in-process, and its `client` fixture is the workshop's.
-            *("-p", "workshop.pytest_plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider"),
-            "--rootdir",
-            str(ROOT),
-            "--tb=short",
-            "-q" if not quiet else "-qq",
+        runs = [
+            _start_pytest(lab, files_dir, group, Path(scratch) / f"run-{index}", earlier_files, quiet, live=index == 0)
+            for index, group in enumerate(check_groups(lab, select))
         ]
-        output = subprocess.DEVNULL if quiet else None
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT if quiet else None,
-            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-        )
+        processes = [process for process, _ in runs]
         try:
             if quiet:  # the imports are tried while pytest starts up, and stop it if one fails
                 try:
                     precheck_imports(lab, files_dir, modules, earlier_files)
                 except LabFileError as exc:
-                    process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
-                    _let_it_stop(process)
+                    for process in processes:
+                        process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
+                    for process in processes:
+                        _let_it_stop(process)
                     return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
-            returncode = process.wait()
+            returncodes = [process.wait() for process in processes]
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
             # or the cluster's processes would outlive us.
-            _let_it_stop(process)
+            for process in processes:
+                _let_it_stop(process)
             raise
-        return CheckRun.from_results(returncode, results)
+        for _, folder in runs[1:]:
+            if not quiet and (folder / "output.txt").exists():
+                print((folder / "output.txt").read_text(), end="", flush=True)
+        parts = [
+            CheckRun.from_results(code, folder / "results.json")
+            for code, (_, folder) in zip(returncodes, runs, strict=True)
+        ]
+        return CheckRun(
+            returncode=max(returncodes),
+            outcomes={name: outcome for part in parts for name, outcome in part.outcomes.items()},
+            failures={name: failure for part in parts for name, failure in part.failures.items()},
+            phases={name: phase for part in parts for name, phase in part.phases.items()},
+        )
+
+
+def _start_pytest(
+    lab: Lab,
+    files_dir: Path,
+    targets: list[str],
+    folder: Path,
+    earlier_files: dict[str, Path] | None,
+    quiet: bool,
+    live: bool,
+) -> tuple[subprocess.Popen, Path]:
+    """One check run: pytest over `targets`, its results (and its output, unless `live` on
+    the terminal) in `folder`."""
+    folder.mkdir()
+    command = [
+        str(PYTHON),
+        "-m",
+        "pytest",
+        *(str(lab.path / target) for target in targets),
+        "--lab-files",
+        str(files_dir),
+        "--workshop-results",
+        str(folder / "results.json"),
+        *(f"--earlier-files={code}={path}" for code, path in (earlier_files or {}).items()),
+        # Only the plugins a check uses (the others installed cost half a second to load);
+        # pytest-django (for the cms tests) stays out: a check drives a real cluster, never
+        # Django in-process, and its `client` fixture is the workshop's.
+        *("-p", "workshop.pytest_plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider"),
+        "--rootdir",
+        str(ROOT),
+        "--tb=short",
+        "-q" if not quiet else "-qq",
+    ]
+    if quiet:
+        output = subprocess.DEVNULL
+    else:
+        output = None if live else open(folder / "output.txt", "w")
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        )
+    finally:
+        if output not in (None, subprocess.DEVNULL):
+            output.close()  # the child holds its own copy
+    return process, folder
 
 
 def _let_it_stop(process: subprocess.Popen, grace: float = 60) -> None:
@@ -190,8 +245,9 @@ def verify_lab(lab: Lab, quiet: bool = True, corpus: bool = True) -> LabVerifica
     problems = lint(lab)
     if problems:
         return LabVerification(lab, problems, [])
-    # One after the other, never side by side: two clusters at once on a small laptop
-    # would make the checks' timing depend on the machine's load.
+    # The starter's checks, then the solution's, never side by side: each run already has
+    # a cluster per check module (check_groups), and more at once on a small laptop would
+    # make the checks' timing depend on the machine's load.
     starter_dir = lab_files_dir(lab, "starter")
     try:
         starter = run_checks(lab, starter_dir, quiet=quiet)

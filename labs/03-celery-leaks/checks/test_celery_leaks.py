@@ -7,18 +7,13 @@ behaviour, never the shape of a fix: the limits may be flags on the worker line 
 CELERY_WORKER_* settings, and they read your values only to tell you what they saw.
 """
 
-import pytest
-
-from workshop.celery_client import celery_client
-from workshop.scenarios.celery_renders import LARGE, SLOW_SECONDS, SMALL, children_rss_kib, leak_kib, run_batch
+from workshop.scenarios.celery_renders import LARGE, SMALL, children_rss_kib, leak_kib, run_batch
 from workshop.scenarios.celery_task_loss import (
-    COMES_BACK_WITHIN,
     MAX_POISON_RUNS,
     assert_kill_loses_no_task,
-    lose_worker,
     send_poison,
 )
-from workshop.scenarios.celery_workers import TaskEvents, celery_values, discard_worker, start_worker, worker_limit
+from workshop.scenarios.celery_workers import celery_values, worker_limit
 
 CLUSTER_OPTIONS = {"nodes": 0, "procfile_processes": ()}  # Valkey and the database; each check starts its worker
 TASKS = 1000
@@ -29,26 +24,6 @@ MEMORY_CEILING_MIB = 300  # no child above this, whatever its tasks leak
 # A limit that replaces a child after every render or two is --max-tasks-per-child=1 in
 # disguise (a fork per task): the children must serve this many full-HD renders each, on average.
 MIN_RENDERS_PER_CHILD = 4
-
-
-@pytest.fixture
-def worker(cluster):
-    """A fresh worker for each check, with the Procfile's command line; killed afterwards,
-    with whatever it left in the broker."""
-    process = start_worker(cluster)
-    yield process
-    discard_worker(cluster)
-
-
-@pytest.fixture
-def app(cluster):
-    return celery_client(cluster.redis.url)
-
-
-@pytest.fixture
-def events(app, worker):
-    with TaskEvents(app) as watching:
-        yield watching
 
 
 def mib(kib: float) -> str:
@@ -140,48 +115,4 @@ def test_a_task_that_kills_every_child_is_given_up(cluster, app, events, failure
         "poison-message",
         f"{seen} One run and no second try: a killed task must be tried again, a bounded number of times.",
         hint=2,
-    )
-
-
-def test_a_lost_worker_s_task_comes_back_in_time_and_runs_once(cluster, app, events, failure):
-    loss = lose_worker(cluster, app, events)
-    if loss.back_after is not None and loss.state == "SUCCESS" and loss.runs_before_kill + loss.runs_after_kill == 2:
-        return
-    values = celery_values(cluster, "CELERY_TASK_ACKS_LATE", "CELERY_BROKER_TRANSPORT_OPTIONS")
-    options = values["CELERY_BROKER_TRANSPORT_OPTIONS"] or {}
-    timeout = options.get("visibility_timeout", 3600)
-    sweep = options.get("unacked_restore_interval", 10) * options.get("unacked_restore_throttle", 10)
-    seen = (
-        f"two workers ran (two replicas); the whole worker running a {SLOW_SECONDS} s render (main process and "
-        f"children) was SIGKILLed {loss.killed_after:.1f} s into it, and the other one kept running. Right after "
-        f"the kill the broker held {loss.unacked_after_kill} message(s) delivered but not acknowledged. Your "
-        f"settings: CELERY_TASK_ACKS_LATE = "
-        f"{values['CELERY_TASK_ACKS_LATE']!r}; CELERY_BROKER_TRANSPORT_OPTIONS = {options!r} (visibility timeout "
-        f"{timeout:g} s; overdue messages are looked for when a worker starts, then every {sweep:g} s)."
-    )
-    if loss.back_after is None:
-        if not loss.unacked_after_kill:
-            hint = 1  # acknowledged on receipt: nothing left to come back
-        elif timeout < COMES_BACK_WITHIN:
-            hint = 3  # a short timeout, but the sweeps come too rarely
-        else:
-            hint = 0
-        raise AssertionError(
-            failure(
-                "worker-lost",
-                f"{seen} The render had not run again {loss.waited:.0f} s after the kill; users wait "
-                f"{COMES_BACK_WITHIN} s at most here.",
-                hint=hint,
-            )
-        )
-    runs = loss.runs_before_kill + loss.runs_after_kill
-    raise AssertionError(
-        failure(
-            "worker-lost",
-            f"{seen} The render came back {loss.back_after:.1f} s after the kill and then ran {loss.runs_after_kill} "
-            f"time(s) ({runs} runs in all, {loss.runs_before_kill} before the kill), ending "
-            f"{loss.state or 'not at all'}: it must run exactly once more. A message handed out again while it still "
-            "runs runs twice.",
-            hint=2 if loss.runs_after_kill > 1 or loss.runs_before_kill > 1 else 0,
-        )
     )

@@ -92,3 +92,34 @@ def test_two_checks_side_by_side_never_fail_on_a_port():
         with ThreadPoolExecutor(max_workers=2) as pool:
             runs = list(pool.map(lambda _: run_checks(lab, lab_files_dir(lab, "solution"), quiet=True), range(2)))
         assert [run.returncode for run in runs] == [0, 0], [run.outcomes for run in runs]
+
+
+def test_a_node_whose_master_exits_after_its_workers_answered_is_a_port_clash(tmp_path):
+    """uWSGI's master binds its stats server after forking the workers: one that finds the
+    port taken exits, possibly after a worker already answered the readiness URL. That node
+    is not ready: its start fails with the log's clash (what retry_port_clash retries), and
+    a stats port another program listens on is not taken for the node's own."""
+    import socket
+    import sys
+
+    from workshop.ports import is_port_clash
+    from workshop.processes import ProcessSpec, ServiceFailed
+
+    lab = find_lab("01")
+    cluster = Cluster(lab, files_dir=lab_files_dir(lab, "solution"), nodes=1)
+    node = cluster.nodes[0]
+    squatter = socket.create_server(("127.0.0.1", node.stats_port))  # listens, never answers
+    # a master that served, then failed to bind its stats server, as uWSGI logs it
+    late_exit = (
+        "import time; time.sleep(0.5); print('bind(): Address already in use [core/socket.c line 769]'); exit(1)"
+    )
+    try:
+        node.process = cluster.supervisor.start(
+            ProcessSpec(name="node-1", command=[sys.executable, "-c", late_exit], log_path=tmp_path / "node-1.log")
+        )
+        with pytest.raises(ServiceFailed) as failed:
+            cluster._wait_for_stats_server(node)
+        assert is_port_clash(str(failed.value)) and "exited after it was ready" in str(failed.value)
+    finally:
+        squatter.close()
+        cluster.stop()

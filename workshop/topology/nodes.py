@@ -16,8 +16,10 @@ from pathlib import Path
 from workshop import nginx
 from workshop.paths import PYTHON
 from workshop.ports import free_port, retry_port_clash
-from workshop.processes import ManagedProcess, ProcessSpec
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, log_tail
 from workshop.procfile import resolve_command
+from workshop.top.sources import read_uwsgi_stats
+from workshop.waiting import wait_until
 
 
 @dataclass
@@ -78,8 +80,31 @@ class NodesMixin:
                 stop_signal=signal.SIGINT,
             )
         )
+        self._wait_for_stats_server(node)
         self.publish()
         return node
+
+    def _wait_for_stats_server(self, node: Node) -> None:
+        """uWSGI's master binds its stats server after it has forked the workers, and exits
+        if that port is taken; on a busy machine a worker can answer the readiness URL first.
+        A node is ready once its own master answers there (another program listening on the
+        port sends no stats); if it exited instead, its log says why (a port clash: retried)."""
+
+        def answered_or_exited() -> bool:
+            if not node.process.running():
+                return True
+            stats = read_uwsgi_stats(f"127.0.0.1:{node.stats_port}")
+            return stats is not None and stats.get("pid") == node.process.pid
+
+        wait_until(
+            answered_or_exited, f"{node.name}'s uWSGI stats server", timeout=10, interval=0.05, error=ServiceFailed
+        )
+        if not node.process.running():
+            node.process.kill()  # reaped, its log closed
+            raise ServiceFailed(
+                f"{node.name} exited after it was ready.\n"
+                f"Last lines of {node.process.spec.log_path}:\n{log_tail(node.process.spec.log_path)}"
+            )
 
     @property
     def workers_per_node(self) -> int:

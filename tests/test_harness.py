@@ -315,17 +315,21 @@ def test_every_nginx_the_harness_configures_passes_nginx_t(tmp_path):
 
 def test_runs_side_by_side_on_one_external_redis_each_take_a_database_of_their_own(tmp_path, monkeypatch):
     from workshop.errors import BadInput
+    from workshop.ports import free_port
     from workshop.services import claim_redis_database
 
-    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("WORKSHOP_REDIS_DATABASES", raising=False)  # as a run that did not ask
-    external = "redis://127.0.0.1:6379/15"
+    external = f"redis://127.0.0.1:{free_port()}/15"  # a server of this test's own: no other run claims on it
+    base = external.removesuffix("/15")
     assert claim_redis_database(external) == (external, None)  # not asked: the URL's own database
 
     monkeypatch.setenv("WORKSHOP_REDIS_DATABASES", "10-11")
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path / "one-run"))
     first_url, first = claim_redis_database(external)
+    # a run with a state folder of its own (a test's, a copy of the workshop's) on the same server
+    monkeypatch.setenv("WORKSHOP_STATE_DIR", str(tmp_path / "another-run"))
     second_url, second = claim_redis_database(external)
-    assert (first_url, second_url) == ("redis://127.0.0.1:6379/10", "redis://127.0.0.1:6379/11")
+    assert (first_url, second_url) == (f"{base}/10", f"{base}/11")
     first.close()  # that run ended: its database is free again
     third_url, third = claim_redis_database(external)
     assert third_url == first_url

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,12 +75,14 @@ def redis_databases(spec: str) -> list[int]:
 
 def claim_redis_database(external: str) -> tuple[str, IO | None]:
     """The external URL, or (with WORKSHOP_REDIS_DATABASES) the URL of a database no other run
-    holds, and the open lock file that holds it until the run ends."""
+    holds, and the open lock file that holds it until the run ends. The lock files are the
+    machine's, not one state folder's: runs with state folders of their own (a test's, a
+    copy's) share the server, and a database claimed twice would be emptied under the first."""
     spec = os.environ.get("WORKSHOP_REDIS_DATABASES")
     if not spec:
         return external, None
     parts = urlsplit(external)
-    folder = state_dir() / "redis-databases"
+    folder = Path(tempfile.gettempdir()) / f"workshop-redis-databases-{os.getuid()}"
     folder.mkdir(parents=True, exist_ok=True)
     numbers = redis_databases(spec)
     while True:

@@ -46,16 +46,15 @@ def tier_of(item_or_report) -> str:
 
 
 def units_of(item, workers: int) -> int:
-    """A `cpu` test runs beside at most two other tests (with 3 workers: one unit, as theirs)."""
-    return max(1, workers - 2) if "cpu" in item.keywords else 1
+    return workers - 1 if "cpu" in item.keywords else 1
 
 
 def cpu_tests_file() -> Path:
     return Path(os.environ["WORKSHOP_STATE_DIR"]) / "cpu-tests.json"
 
 
-# Under pytest-xdist, the longest-running kinds of test first: the `cpu` tests are the longest
-# chain, and a long test handed out last would keep the session waiting.
+# Under pytest-xdist, the longest-running kinds of test first: while the `cpu` tests run, one
+# unit is left for the rest, and a long test handed out last would keep the session waiting.
 START_ORDER = ("cpu", *(tier for tier in TIERS if tier != "cpu"), "fast")
 
 

@@ -103,3 +103,14 @@ def test_a_right_fix_by_another_route_passes_every_step(lab, variant, record_pro
     verdict = try_alternative(lab, variant)
     assert verdict.sound, verdict.problem
     record_property("proofs", {"alternatives passing": 1})
+
+
+@pytest.mark.cluster
+def test_an_alternative_that_fails_says_what_its_check_saw():
+    """A right fix by another route that fails a step (here a wrong fix tried as one) names the
+    step and what its check saw, so a failure in CI can be read without running it again."""
+    stateful = next(lab for lab in LABS if lab.code == "01")
+    wrong = next(variant for variant in stateful.wrong_fixes if variant.id == "data-dir")
+    verdict = try_alternative(stateful, wrong)
+    assert not verdict.sound
+    assert f"{wrong.step} failed" in verdict.problem and f"; {wrong.step} saw: " in verdict.problem, verdict.problem

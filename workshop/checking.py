@@ -308,7 +308,9 @@ def try_alternative(lab: Lab, variant: Variant, quiet: bool = True) -> VariantVe
     not_passed = {step.id: run.verdict(step.check_name) for step in lab.checked_steps}
     not_passed = {step_id: verdict for step_id, verdict in not_passed.items() if verdict != "passed"}
     outcome = "passed" if not not_passed else ", ".join(f"{step} {verdict}" for step, verdict in not_passed.items())
-    problem = f"a right fix by another route must pass every step: {outcome}" if not_passed else ""
+    saw = {step.id: (run.failure_of(step.check_name) or {}).get("seen", "") for step in lab.checked_steps}
+    seen = "".join(f"; {step_id} saw: {saw[step_id]}" for step_id in not_passed if saw[step_id])
+    problem = f"a right fix by another route must pass every step: {outcome}{seen}" if not_passed else ""
     return VariantVerdict(variant, outcome, None, problem)
 
 

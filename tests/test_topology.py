@@ -119,7 +119,7 @@ def test_a_node_whose_master_exits_after_its_workers_answered_is_a_port_clash(tm
         )
         with pytest.raises(ServiceFailed) as failed:
             cluster._wait_for_stats_server(node)
-        assert is_port_clash(str(failed.value)) and "exited after it was ready" in str(failed.value)
+        assert is_port_clash(str(failed.value)) and "has stopped" in str(failed.value)
     finally:
         squatter.close()
         cluster.stop()

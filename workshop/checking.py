@@ -37,6 +37,16 @@ class CheckRun:
         data = json.loads(path.read_text()) if path.exists() else {}
         return cls(returncode, data.get("outcomes", {}), data.get("failures", {}), data.get("phases", {}))
 
+    @classmethod
+    def combined(cls, parts: list["CheckRun"]) -> "CheckRun":
+        """The runs of one check's modules, side by side, as one run."""
+        return cls(
+            returncode=max(part.returncode for part in parts),
+            outcomes={name: outcome for part in parts for name, outcome in part.outcomes.items()},
+            failures={name: failure for part in parts for name, failure in part.failures.items()},
+            phases={name: phase for part in parts for name, phase in part.phases.items()},
+        )
+
     def failed_in_call(self, check_name: str | None) -> bool:
         """Did this check's own assertion fail (not its setup: a cluster that did not start)?"""
         return self.step_outcome(check_name) == "failed" and self.phases.get(check_name or "") == "call"
@@ -95,28 +105,20 @@ def run_checks(
                 except LabFileError as exc:
                     for process in processes:
                         process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
-                    for process in processes:
-                        _let_it_stop(process)
+                    _let_them_stop(processes)
                     return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
-            returncodes = [process.wait() for process in processes]
+            for process in processes:
+                process.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
             # or the cluster's processes would outlive us.
-            for process in processes:
-                _let_it_stop(process)
+            _let_them_stop(processes)
             raise
         for _, folder in runs[1:]:
             if not quiet and (folder / "output.txt").exists():
                 print((folder / "output.txt").read_text(), end="", flush=True)
-        parts = [
-            CheckRun.from_results(code, folder / "results.json")
-            for code, (_, folder) in zip(returncodes, runs, strict=True)
-        ]
-        return CheckRun(
-            returncode=max(returncodes),
-            outcomes={name: outcome for part in parts for name, outcome in part.outcomes.items()},
-            failures={name: failure for part in parts for name, failure in part.failures.items()},
-            phases={name: phase for part in parts for name, phase in part.phases.items()},
+        return CheckRun.combined(
+            [CheckRun.from_results(process.returncode, folder / "results.json") for process, folder in runs]
         )
 
 
@@ -169,14 +171,15 @@ def _start_pytest(
     return process, folder
 
 
-def _let_it_stop(process: subprocess.Popen, grace: float = 60) -> None:
-    """Wait for a check's pytest that was told to stop (it stops its cluster first); kill it
-    if it has not within `grace` seconds."""
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _let_them_stop(processes: list[subprocess.Popen], grace: float = 60) -> None:
+    """Wait for a check's pytest runs that were told to stop (each stops its cluster first);
+    kill one that has not within `grace` seconds."""
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from celery import Celery
+from kombu.transport.redis import Channel as RedisChannel
 
 from workshop.scenarios.celery_renders import HUGE, RENDER, SLOW_SECONDS
 from workshop.scenarios.celery_workers import TaskEvents, broker, kill_between_sweeps, start_worker
@@ -160,7 +161,7 @@ def lose_worker(cluster: Cluster, app: Celery, events: TaskEvents, within: float
     # the process group: main process and children
     kill_between_sweeps(client, lambda: cluster.procfile_runs[runner].kill(signal.SIGKILL))
     killed = time.monotonic()
-    unacked, queued = client.hlen("unacked"), client.llen("celery")
+    unacked, queued = client.hlen(RedisChannel.unacked_key), client.llen("celery")
     came_back = events.wait(lambda _events: bool(events.runs(result.id, since=killed)), timeout=within)
     waited = time.monotonic() - killed
     back_after = events.runs(result.id, since=killed)[0]["seen_at"] - killed if came_back else None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import redis
 from celery import Celery
+from kombu.transport.redis import Channel as RedisChannel
 
 from workshop.processes import ManagedProcess
 from workshop.topology import Cluster
@@ -30,10 +31,9 @@ def start_worker(cluster: Cluster, extra_args: tuple[str, ...] = (), instance: s
 
 
 # kombu's Redis transport (5.7) sweeps overdue unacknowledged messages back to the queue
-# under this lock in the broker (`unacked_mutex_key`), taken with a 300 s expiry
-# (`unacked_mutex_expire`) and released when the sweep ends: kombu/transport/redis.py,
-# QoS.restore_visible and Mutex.
-RESTORE_LOCK = "unacked_mutex"
+# under this lock in the broker, taken with a 300 s expiry (`unacked_mutex_expire`) and
+# released when the sweep ends: kombu/transport/redis.py, QoS.restore_visible and Mutex.
+RESTORE_LOCK = RedisChannel.unacked_mutex_key
 
 
 def broker(cluster: Cluster) -> redis.Redis:
@@ -59,7 +59,7 @@ def discard_worker(cluster: Cluster) -> None:
         cluster.stop_procfile_process(instance)
     client = broker(cluster)
     queues = [key for key in client.scan_iter(match="celery*") if client.type(key) == b"list"]
-    client.delete("unacked", "unacked_index", RESTORE_LOCK, *queues)
+    client.delete(RedisChannel.unacked_key, RedisChannel.unacked_index_key, RESTORE_LOCK, *queues)
 
 
 class TaskEvents:

@@ -16,7 +16,7 @@ from pathlib import Path
 from workshop import nginx
 from workshop.paths import PYTHON
 from workshop.ports import free_port, retry_port_clash
-from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed, log_tail
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed
 from workshop.procfile import resolve_command
 from workshop.top.sources import read_uwsgi_stats
 from workshop.waiting import wait_until
@@ -90,21 +90,23 @@ class NodesMixin:
         A node is ready once its own master answers there (another program listening on the
         port sends no stats); if it exited instead, its log says why (a port clash: retried)."""
 
-        def answered_or_exited() -> bool:
-            if not node.process.running():
-                return True
+        def answered() -> bool:
             stats = read_uwsgi_stats(f"127.0.0.1:{node.stats_port}")
             return stats is not None and stats.get("pid") == node.process.pid
 
-        wait_until(
-            answered_or_exited, f"{node.name}'s uWSGI stats server", timeout=10, interval=0.05, error=ServiceFailed
-        )
-        if not node.process.running():
-            node.process.kill()  # reaped, its log closed
-            raise ServiceFailed(
-                f"{node.name} exited after it was ready.\n"
-                f"Last lines of {node.process.spec.log_path}:\n{log_tail(node.process.spec.log_path)}"
+        try:
+            wait_until(
+                answered,
+                f"{node.name}'s uWSGI stats server",
+                timeout=10,
+                interval=0.05,
+                give_up=lambda: not node.process.running(),
+                logs=[node.process.spec.log_path],
+                error=ServiceFailed,
             )
+        except ServiceFailed:
+            node.process.kill()  # reaped, its log closed
+            raise
 
     @property
     def workers_per_node(self) -> int:

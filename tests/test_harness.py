@@ -447,5 +447,6 @@ def test_a_check_runs_a_pytest_per_module_side_by_side_except_a_rehearsal():
     assert len(check_groups(rollouts)) == 1 and len(check_groups(rollouts)[0]) == 2
     steps = [step.check for step in leaks.checked_steps]
     assert sorted(target for group in check_groups(leaks, steps) for target in group) == sorted(steps)
-    assert [len(group) for group in check_groups(leaks, steps)] == [4, 1]  # what `workshop verify` runs per fix
+    assert [len(group) for group in check_groups(leaks, steps)] == [4, 1]
     assert check_groups(leaks, [steps[-1]]) == [[steps[-1]]]  # one step, as `watch` runs it
+    assert check_groups(leaks, steps, side_by_side=False) == [steps]  # a quiet run: one after the other

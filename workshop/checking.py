@@ -61,13 +61,14 @@ class CheckRun:
         return outcome
 
 
-def check_groups(lab: Lab, select: list[str] | None = None) -> list[list[str]]:
+def check_groups(lab: Lab, select: list[str] | None = None, side_by_side: bool = True) -> list[list[str]]:
     """The pytest runs of one check, started side by side: one per check module, each with
     the cluster of its own that its module starts, so a lab's regression check (another
     lab's cluster) does not wait for the step checks. A cpu-bound lab's checks stay in one
-    run: they share one rehearsal, and its load would time whatever ran beside it."""
+    run: they share one rehearsal, and its load would time whatever ran beside it. So does
+    every check run without `side_by_side`."""
     targets = select or sorted(path.relative_to(lab.path).as_posix() for path in lab.checks_dir.glob("test_*.py"))
-    if lab.cpu_bound:
+    if lab.cpu_bound or not side_by_side:
         return [targets]
     by_module: dict[str, list[str]] = {}
     for target in targets:
@@ -95,7 +96,10 @@ def run_checks(
     with tempfile.TemporaryDirectory(prefix="workshop-results-") as scratch:
         runs = [
             _start_pytest(lab, files_dir, group, Path(scratch) / f"run-{index}", earlier_files, quiet, live=index == 0)
-            for index, group in enumerate(check_groups(lab, select))
+            # A quiet run (verify, the corpus, watch) runs its modules one after the other: the
+            # test suite runs them beside each other and beside a rehearsal, and its share of
+            # the machine counts one cluster per test.
+            for index, group in enumerate(check_groups(lab, select, side_by_side=not quiet))
         ]
         processes = [process for process, _ in runs]
         try:

@@ -450,3 +450,67 @@ def test_a_check_runs_a_pytest_per_module_side_by_side_except_a_rehearsal():
     assert [len(group) for group in check_groups(leaks, steps)] == [4, 1]
     assert check_groups(leaks, [steps[-1]]) == [[steps[-1]]]  # one step, as `watch` runs it
     assert check_groups(leaks, steps, side_by_side=False) == [steps]  # a quiet run: one after the other
+
+
+# -- a stop ends every process, even one that ignores its stop signal ----------------------
+
+DEAF_TO_SIGTERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+
+
+def _deaf_process_spec(tmp_path: Path, code: str, **timeouts):
+    import sys
+
+    from workshop.ports import free_port
+    from workshop.processes import ProcessSpec
+
+    port = free_port()
+    command = [sys.executable, "-c", DEAF_TO_SIGTERM + code.format(port=port)]
+    return ProcessSpec(name="deaf", command=command, log_path=tmp_path / "deaf.log", ready_port=port, **timeouts)
+
+
+def _returned_within(seconds: float, function) -> bool:
+    """Whether `function`, run in a thread, returned within `seconds` (a wide margin)."""
+    import threading
+
+    thread = threading.Thread(target=function)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+def test_a_process_stopped_before_it_is_ready_is_killed_at_once(tmp_path):
+    """A stop signal can be lost while a process starts (uWSGI's master forking its workers
+    takes a SIGINT as nothing); it has served nothing yet, so it is killed, not waited on."""
+    from workshop.processes import ServiceFailed
+
+    spec = _deaf_process_spec(tmp_path, "time.sleep(600)", timeout=600, stop_timeout=600)
+    supervisor = Supervisor()
+    outcome = {}
+
+    def start():
+        try:
+            supervisor.start(spec)
+        except ServiceFailed as error:
+            outcome["error"] = str(error)
+
+    import threading
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    wait_until(lambda: supervisor.processes and supervisor.processes[0].pid, "the process to be spawned", 30)
+    popen = supervisor.processes[0]._executor.process
+    # its readiness wait and its stop grace are ten times longer than these margins
+    assert _returned_within(60, supervisor.close), "the stop waited on a process that was not ready"
+    starting.join(60)
+    assert popen.poll() is not None and "stopped while it started" in outcome["error"]
+
+
+def test_a_ready_process_that_ignores_its_stop_signal_is_killed_after_its_stop_timeout(tmp_path):
+    import signal
+
+    code = "import socket; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+    with Supervisor() as supervisor:
+        process = supervisor.start(_deaf_process_spec(tmp_path, code, timeout=600, stop_timeout=0.5))
+        popen = process._executor.process
+        assert _returned_within(60, lambda: supervisor.stop(process)), "the stop waited longer than its stop timeout"
+        assert popen.poll() == -signal.SIGKILL

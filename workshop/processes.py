@@ -35,7 +35,8 @@ class ProcessSpec:
     ready_port: int | None = None  # ready when the port accepts connections
     # uWSGI treats SIGTERM as a brutal *reload*; each service says how it is stopped.
     stop_signal: int = signal.SIGTERM
-    timeout: float = 60
+    timeout: float = 60  # to become ready
+    stop_timeout: float = 20  # to exit after its stop signal, before it is killed
     service: bool = False  # a backing service (Valkey, the CRM): stopped after everything that uses it
 
 
@@ -53,6 +54,7 @@ class ManagedProcess:
         self._log = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._ready = False
 
     @property
     def name(self) -> str:
@@ -72,7 +74,7 @@ class ManagedProcess:
             cwd=str(spec.cwd) if spec.cwd else None,
             envvars=spec.env,
             stop_signal=spec.stop_signal,
-            timeout=spec.timeout,
+            timeout=spec.stop_timeout,  # mirakuru's stop waits this long; the readiness wait is ours
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -115,6 +117,7 @@ class ManagedProcess:
                     f"Last lines of {self.spec.log_path}:\n{log_tail(self.spec.log_path)}"
                 )
             if not isinstance(executor, Executor) or executor.after_start_check():
+                self._ready = True
                 return
             if time.monotonic() > deadline:
                 self.kill()
@@ -130,10 +133,15 @@ class ManagedProcess:
             self._executor.process.send_signal(signum)
 
     def stop(self) -> None:
-        """Stop with the service's own stop signal; SIGKILL the group if it lingers."""
+        """Stop with the service's own stop signal; SIGKILL the group if it lingers. A process
+        that is not ready yet is killed at once: it has served nothing, and its stop signal can be
+        lost (a SIGINT that reaches a uWSGI master while it forks its workers can leave the master
+        and a worker running; the workers print a KeyboardInterrupt from Python's fork hook)."""
         with self._lock:
             self._stopped = True
-        if self._executor is not None:
+        if self._executor is not None and not self._ready:
+            self.kill()
+        elif self._executor is not None:
             try:
                 self._executor.stop()
             except ProcessFinishedWithError:

@@ -514,3 +514,27 @@ def test_a_ready_process_that_ignores_its_stop_signal_is_killed_after_its_stop_t
         popen = process._executor.process
         assert _returned_within(60, lambda: supervisor.stop(process)), "the stop waited longer than its stop timeout"
         assert popen.poll() == -signal.SIGKILL
+
+
+def test_a_check_that_fails_without_naming_a_hint_still_says_what_it_saw(tmp_path):
+    """A plain assertion (a rollout that carried too few requests to prove anything) names no
+    step; its message is kept, so an alternative that fails on it says why."""
+    import subprocess
+    import sys
+
+    from workshop.checking import CheckRun
+
+    (tmp_path / "test_small.py").write_text(
+        "def test_small():\n    assert 1500 >= 2000, 'the rolling update carried 1500 requests'\n"
+    )
+    results = tmp_path / "results.json"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_small.py")]
+        + ["--workshop-results", str(results)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    run = CheckRun.from_results(1, results)
+    assert run.outcomes == {"test_small": "failed"} and run.failures == {}
+    assert "the rolling update carried 1500 requests" in run.errors["test_small"]

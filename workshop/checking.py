@@ -25,6 +25,7 @@ class CheckRun:
     failures: dict[str, dict] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)  # failed test name -> the phase it failed in
     blocked: str | None = None  # a lab file that does not compile or import: no check ran
+    errors: dict[str, str] = field(default_factory=dict)  # failed test name -> its message, when it named no hint
 
     def step_outcome(self, check_name: str | None) -> str:
         return self.outcomes.get(check_name or "", "not run")
@@ -32,10 +33,20 @@ class CheckRun:
     def failure_of(self, check_name: str | None) -> dict | None:
         return self.failures.get(check_name or "")
 
+    def saw(self, check_name: str | None) -> str:
+        """What a failed check saw: its failure()'s words, else its plain assertion's message."""
+        return (self.failure_of(check_name) or {}).get("seen", "") or self.errors.get(check_name or "", "")
+
     @classmethod
     def from_results(cls, returncode: int, path: Path) -> "CheckRun":
         data = json.loads(path.read_text()) if path.exists() else {}
-        return cls(returncode, data.get("outcomes", {}), data.get("failures", {}), data.get("phases", {}))
+        return cls(
+            returncode,
+            data.get("outcomes", {}),
+            data.get("failures", {}),
+            data.get("phases", {}),
+            errors=data.get("errors", {}),
+        )
 
     @classmethod
     def combined(cls, parts: list["CheckRun"]) -> "CheckRun":
@@ -45,6 +56,7 @@ class CheckRun:
             outcomes={name: outcome for part in parts for name, outcome in part.outcomes.items()},
             failures={name: failure for part in parts for name, failure in part.failures.items()},
             phases={name: phase for part in parts for name, phase in part.phases.items()},
+            errors={name: error for part in parts for name, error in part.errors.items()},
         )
 
     def failed_in_call(self, check_name: str | None) -> bool:
@@ -266,7 +278,7 @@ def verify_lab(lab: Lab, quiet: bool = True, corpus: bool = True) -> LabVerifica
             step.id,
             starter.verdict(step.check_name),
             solution.verdict(step.check_name),
-            (solution.failure_of(step.check_name) or {}).get("seen", ""),
+            solution.saw(step.check_name),
         )
         for step in lab.checked_steps
     ]
@@ -315,7 +327,7 @@ def try_alternative(lab: Lab, variant: Variant, quiet: bool = True) -> VariantVe
     not_passed = {step.id: run.verdict(step.check_name) for step in lab.checked_steps}
     not_passed = {step_id: verdict for step_id, verdict in not_passed.items() if verdict != "passed"}
     outcome = "passed" if not not_passed else ", ".join(f"{step} {verdict}" for step, verdict in not_passed.items())
-    saw = {step.id: (run.failure_of(step.check_name) or {}).get("seen", "") for step in lab.checked_steps}
+    saw = {step.id: run.saw(step.check_name) for step in lab.checked_steps}
     seen = "".join(f"; {step_id} saw: {saw[step_id]}" for step_id in not_passed if saw[step_id])
     problem = f"a right fix by another route must pass every step: {outcome}{seen}" if not_passed else ""
     return VariantVerdict(variant, outcome, None, problem)

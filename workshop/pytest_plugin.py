@@ -164,6 +164,7 @@ class _Results:
         self.outcomes: dict[str, str] = {}
         self.failures: dict[str, dict] = {}  # test name -> {step, hint, seen} of its failure()
         self.phases: dict[str, str] = {}  # failed test name -> "setup" / "call" / "teardown"
+        self.errors: dict[str, str] = {}  # failed test name -> its error's message, when it named no hint
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         name = report.nodeid.split("::", 1)[-1]
@@ -178,10 +179,16 @@ class _Results:
             named = [value for key, value in report.user_properties if key == FAILURE_PROPERTY]
             if named:
                 self.failures[name] = named[-1]
+            else:  # a plain assertion (a run too small to prove anything): its own words
+                crash = getattr(report.longrepr, "reprcrash", None)
+                self.errors[name] = crash.message if crash else str(report.longrepr).splitlines()[-1:][0]
 
     def pytest_sessionfinish(self) -> None:
         self.path.write_text(
-            json.dumps({"outcomes": self.outcomes, "failures": self.failures, "phases": self.phases}, indent=2)
+            json.dumps(
+                {"outcomes": self.outcomes, "failures": self.failures, "phases": self.phases, "errors": self.errors},
+                indent=2,
+            )
         )
 
 

@@ -481,6 +481,8 @@ def _returned_within(seconds: float, function) -> bool:
 def test_a_process_stopped_before_it_is_ready_is_killed_at_once(tmp_path):
     """A stop signal can be lost while a process starts (uWSGI's master forking its workers
     takes a SIGINT as nothing); it has served nothing yet, so it is killed, not waited on."""
+    import threading
+
     from workshop.processes import ServiceFailed
 
     spec = _deaf_process_spec(tmp_path, "time.sleep(600)", timeout=600, stop_timeout=600)
@@ -492,8 +494,6 @@ def test_a_process_stopped_before_it_is_ready_is_killed_at_once(tmp_path):
             supervisor.start(spec)
         except ServiceFailed as error:
             outcome["error"] = str(error)
-
-    import threading
 
     starting = threading.Thread(target=start)
     starting.start()

@@ -181,7 +181,7 @@ class _Results:
                 self.failures[name] = named[-1]
             else:  # a plain assertion (a run too small to prove anything): its own words
                 crash = getattr(report.longrepr, "reprcrash", None)
-                self.errors[name] = crash.message if crash else str(report.longrepr).splitlines()[-1:][0]
+                self.errors[name] = crash.message if crash else (report.longreprtext.strip().splitlines() or [""])[-1]
 
     def pytest_sessionfinish(self) -> None:
         self.path.write_text(

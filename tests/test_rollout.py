@@ -21,10 +21,11 @@ from workshop.curriculum import find_lab
 from workshop.paths import BIN_DIR, ROOT
 from workshop.processes import Supervisor
 from workshop.rollout.lb import HttpLoadBalancer, TcpLoadBalancer
+from workshop.rollout.load import Clock
 from workshop.rollout.manifest import ManifestError, gate_injection, load_deployment, surge_and_unavailable
 from workshop.rollout.rehearsal import Rehearsal
 from workshop.rollout.render import PodLayout
-from workshop.rollout.timeline import Event, Request, Timeline
+from workshop.rollout.timeline import Event, LoadFloor, Request, Timeline
 
 LAB = ROOT / "labs" / "05-uwsgi-rollouts"
 SOLUTION = ROOT / "solutions" / "05-uwsgi-rollouts"
@@ -228,6 +229,45 @@ def test_latencies_and_rollout_windows_run_from_when_requests_were_due():
     assert [r["requests"] for r in summary["rollouts"]] == [2, 1]
     assert summary["late_requests"] == 2
     assert summary["p99_ms"] == 2010.0 and summary["p50_ms"] == 510.0
+
+
+def _rehearsal_whose_runs_carry(loads: list[tuple[int, int]]) -> Rehearsal:
+    """A rehearsal whose run() returns, one after the other, a 10 s rolling update with
+    (requests, failed) of `loads`: run_conclusive's decisions, with no process started."""
+    rehearsal = object.__new__(Rehearsal)
+    rehearsal.clock, rehearsal.events, rehearsal.runs = Clock(), [], 0
+
+    def run(rollouts: int, **_: object) -> Timeline:
+        requests, failed = loads[rehearsal.runs]
+        rehearsal.runs += 1
+        return Timeline(
+            requests=[
+                Request(
+                    start=i / 100, end=i / 100, path="/login/", connection="fresh", status=502 if i < failed else 200
+                )
+                for i in range(requests)
+            ],
+            rollouts=[(0.0, 10.0)],
+        )
+
+    rehearsal.run = run
+    return rehearsal
+
+
+@pytest.mark.parametrize(
+    ("loads", "runs", "met"),
+    [
+        ([(1000, 0)], 1, True),  # enough load: one run
+        ([(400, 0), (1000, 0)], 2, True),  # the load fell behind, nothing failed: rolled again
+        ([(400, 3)], 1, False),  # a failed request is proof enough: the check fails on it
+        ([(400, 0)] * 3, 3, False),  # never enough: the check says so after its attempts
+    ],
+)
+def test_a_rollout_whose_load_fell_behind_is_rolled_again_unless_a_request_failed(loads, runs, met):
+    rehearsal = _rehearsal_whose_runs_carry(loads)
+    timeline = rehearsal.run_conclusive(LoadFloor(requests=500, rate=50.0), attempts=3)
+    assert (rehearsal.runs, timeline.attempts, timeline.floor_met()) == (runs, runs, met)
+    assert sum(e.event == "load-fell-behind" for e in rehearsal.events) == runs - 1
 
 
 def test_a_request_the_load_balancer_had_no_target_for_is_its_own_class():

@@ -38,7 +38,7 @@ from workshop.rollout.manifest import (
     load_deployment,
 )
 from workshop.rollout.pod import Pod, PodHost
-from workshop.rollout.timeline import Event, Timeline
+from workshop.rollout.timeline import Event, LoadFloor, Timeline
 from workshop.topology import Cluster
 from workshop.waiting import wait_until
 
@@ -363,6 +363,25 @@ class Rehearsal:
         self.timeline.events = list(self.events)
         self.timeline.classify()
         return self.timeline
+
+    def run_conclusive(self, floor: LoadFloor, attempts: int = 3, **run_args) -> Timeline:
+        """One rolling update under load (`run(rollouts=1, ...)`), rolled again, up to `attempts`
+        runs in all, while its load stayed below `floor` and no request failed: a failed request
+        is proof enough, a run the load generator could not keep up with proves nothing."""
+        attempt = 1
+        while True:
+            timeline = self.run(rollouts=1, **run_args)
+            timeline.floor, timeline.attempts = floor, attempt
+            summary = timeline.summary()
+            rollout = summary["rollouts"][0]
+            if summary["failed"] or floor.met(rollout) or attempt >= attempts:
+                return timeline
+            self.event(
+                "deployment",
+                "load-fell-behind",
+                f"{rollout['requests']} requests at {rollout['rate']:g} /s, under the floor of {floor}: rolling again",
+            )
+            attempt += 1
 
     # -- what `workshop top` reads from another terminal --------------------------------------
     def describe_pods(self) -> list[dict]:

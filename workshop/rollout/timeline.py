@@ -68,12 +68,34 @@ class Event:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class LoadFloor:
+    """The least load a rolling update must carry for its run to prove anything. On a busy
+    machine the load generator can fall behind its schedule: a run below the floor in which
+    no request failed says nothing either way."""
+
+    requests: int
+    rate: float = 0.0  # requests per second over the rolling update
+
+    def met(self, rollout: dict) -> bool:
+        """`rollout`: one of Timeline.summary()'s "rollouts"."""
+        return rollout["requests"] >= self.requests and rollout["rate"] >= self.rate
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests" + (f" at {self.rate:g} /s" if self.rate else "")
+
+
 @dataclass
 class Timeline:
     requests: list[Request] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     rollouts: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each rollout
     settings: dict = field(default_factory=dict)
+    floor: LoadFloor | None = None  # the load its first rolling update must carry (Rehearsal.run_conclusive)
+    attempts: int = 1  # the runs it took to carry it
+
+    def floor_met(self) -> bool:
+        return self.floor is None or self.floor.met(self.summary()["rollouts"][0])
 
     # -- per pod ------------------------------------------------------------------
     def first(self, pod: str, event: str) -> float | None:

@@ -5,7 +5,8 @@ seconds; the checks read what one run recorded):
   the SIGTERM check runs) a pod out of the Service for it (`rehearsal.spare`), started with them;
 - `witness`: a user logged in before any rolling update (lab 02's regression check);
 - `timeline`: one rolling update of the 3 pods under load, through the Service as
-  kube-proxy makes it (connection by connection, as on kind: lags 1 s / 3 s);
+  kube-proxy makes it (connection by connection, as on kind: lags 1 s / 3 s), rolled again
+  if the machine was too busy to carry the load and nothing failed;
 - `alb_timeline`: then the Deployment scaled to one pod and put behind the ALB of
   k8s/aws (a new connection per request; a new target gets its first request 8 s after
   its containers are ready), and rolled once more, with your AWS namespace.
@@ -26,6 +27,7 @@ from workshop.pytest_plugin import parse_earlier_files
 from workshop.rollout.lb import Lags, lags_from_environment
 from workshop.rollout.load import LoadShape
 from workshop.rollout.rehearsal import Rehearsal
+from workshop.rollout.timeline import LoadFloor
 
 LAB = load_lab(Path(__file__).resolve().parents[1])
 # The load balancers' lags (registration, deregistration), the checks' own: kube-proxy takes
@@ -50,6 +52,10 @@ def pytest_configure(config):
 
 ALB_REPLICAS = 1  # the AWS docs' case: few replicas, new pods Ready before the ALB sends them anything
 ALB_RATE = 40.0  # requests per second: the same per pod as 120 over 3 pods
+# The least load a rolling update must carry to prove anything: a run below it (the machine was
+# too busy for the load generator) with no failed request is rolled again (Rehearsal.run_conclusive).
+SERVICE_FLOOR = LoadFloor(requests=2000, rate=100.0)  # of 120 /s, over about 20 s
+ALB_FLOOR = LoadFloor(requests=500)  # at ALB_RATE
 BEFORE, AFTER = 1.0, 0.5  # seconds of load before the rolling update and after its last old pod exited
 SIGTERM_CHECK = "test_sigterm_lets_requests_in_flight_finish"
 REGRESSION_CHECK = "test_sessions_survive_a_rolling_update"
@@ -102,7 +108,7 @@ def timeline(request, rehearsal):
     assert rehearsal.lb_kind == "l4", "the kube-proxy rollout runs before the ALB one"
     if selected(request, REGRESSION_CHECK):
         request.getfixturevalue("witness")
-    return rehearsal.run(rollouts=1, before=BEFORE, after=AFTER)
+    return rehearsal.run_conclusive(SERVICE_FLOOR, before=BEFORE, after=AFTER)
 
 
 @pytest.fixture(scope="session")
@@ -110,4 +116,4 @@ def alb_timeline(rehearsal):
     """Then one pod behind the ALB, rolled once more under load."""
     rehearsal.scale(ALB_REPLICAS)
     rehearsal.use_load_balancer("alb", lags("alb"))
-    return rehearsal.run(rollouts=1, before=BEFORE, after=AFTER, shape=LoadShape(rate=ALB_RATE))
+    return rehearsal.run_conclusive(ALB_FLOOR, before=BEFORE, after=AFTER, shape=LoadShape(rate=ALB_RATE))

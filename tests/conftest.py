@@ -31,13 +31,15 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 # -- sharing the machine: run what waits side by side, what needs the CPU beside little -----------
 #
 # Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
-# on timeouts. They run side by side, one unit each of the machine's N. A test marked `cpu` (a
-# rolling update at 120 requests/s) takes N - 1: beside it runs at most one other test, never
-# another `cpu` test. The `cpu` tests are one unit of work for pytest-xdist
-# (tests/machine_share.py): one worker runs them one after the other, from the start of the
-# session, keeping its units from one to the next, while the others run the rest. Tests that
-# start no process take no unit.
+# on timeouts (on 2 cores, leg 1 of CI used 0.85 of them on average). They run side by side,
+# one unit each of the machine's N. What needs the CPU takes more: a test marked `cpu` (a
+# rolling update at 120 requests/s) takes 2, and so does one marked `kit` (a pip install of the
+# whole offline kit); never more than N - 1, so something else always runs beside it. The `cpu`
+# tests are one unit of work for pytest-xdist (tests/machine_share.py): one worker runs them one
+# after the other, from the start of the session, keeping its units from one to the next, while
+# the others run the rest. Tests that start no process take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
+HEAVY_UNITS = {"cpu": 2, "kit": 2}
 
 
 def tier_of(item_or_report) -> str:
@@ -46,7 +48,8 @@ def tier_of(item_or_report) -> str:
 
 
 def units_of(item, workers: int) -> int:
-    return workers - 1 if "cpu" in item.keywords else 1
+    units = max((units for marker, units in HEAVY_UNITS.items() if marker in item.keywords), default=1)
+    return max(1, min(units, workers - 1))
 
 
 def cpu_tests_file() -> Path:

@@ -516,6 +516,43 @@ def test_a_ready_process_that_ignores_its_stop_signal_is_killed_after_its_stop_t
         assert popen.poll() == -signal.SIGKILL
 
 
+STUCK_RUN = """
+import faulthandler, signal, subprocess, sys, time
+faulthandler.register(signal.SIGUSR1, file=open(sys.argv[1], "w"), all_threads=True)
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # told to stop, it does not
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+def stuck_in_its_teardown():
+    time.sleep(600)
+print("started", flush=True)
+stuck_in_its_teardown()
+"""
+
+
+def test_a_check_run_that_does_not_stop_is_killed_with_every_process_it_started(tmp_path, capsys):
+    """A check's pytest that hangs after Ctrl-C: the CLI stops waiting after its grace, kills it
+    and what it started (a service in a session of its own too), and shows what it was doing."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from workshop.checking import STACKS_FILE, _let_them_stop
+
+    run = subprocess.Popen(
+        [sys.executable, "-c", STUCK_RUN, str(tmp_path / STACKS_FILE)], stdout=subprocess.PIPE, text=True
+    )
+    assert run.stdout.readline() == "started\n"
+    service = psutil.Process(run.pid).children()[0]
+    run.send_signal(signal.SIGINT)
+    assert _returned_within(60, lambda: _let_them_stop([(run, tmp_path)], grace=1)), "it waited longer than its grace"
+    assert run.poll() == -signal.SIGKILL
+    assert not service.is_running() or service.status() == psutil.STATUS_ZOMBIE
+    said = capsys.readouterr().err
+    assert f"pid {run.pid}) had not stopped 1 s after" in said and "what it had started (1 still running)" in said
+    assert "stuck_in_its_teardown" in said
+
+
 def test_a_check_that_fails_without_naming_a_hint_still_says_what_it_saw(tmp_path):
     """A plain assertion (a rollout that carried too few requests to prove anything) names no
     step; its message is kept, so an alternative that fails on it says why."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from workshop.curriculum_lint import lint
 from workshop.layers import lab_files_dir, materialize_variant
 from workshop.paths import PYTHON, ROOT
 from workshop.precheck import LabFileError, precheck_files, precheck_imports
+from workshop.processes import kill_with_descendants
 
 
 @dataclass
@@ -121,14 +125,14 @@ def run_checks(
                 except LabFileError as exc:
                     for process in processes:
                         process.terminate()  # torn down as after Ctrl-C (workshop.pytest_plugin)
-                    _let_them_stop(processes)
+                    _let_them_stop(runs)
                     return CheckRun(returncode=2, outcomes={}, blocked=str(exc))
             for process in processes:
                 process.wait()
         except KeyboardInterrupt:
             # pytest got the same Ctrl-C and is stopping its cluster: let it finish,
             # or the cluster's processes would outlive us.
-            _let_them_stop(processes)
+            _let_them_stop(runs)
             raise
         for _, folder in runs[1:]:
             if not quiet and (folder / "output.txt").exists():
@@ -159,6 +163,8 @@ def _start_pytest(
         str(files_dir),
         "--workshop-results",
         str(folder / "results.json"),
+        "--workshop-stacks",
+        str(folder / STACKS_FILE),
         *(f"--earlier-files={code}={path}" for code, path in (earlier_files or {}).items()),
         # Only the plugins a check uses (the others installed cost half a second to load);
         # pytest-django (for the cms tests) stays out: a check drives a real cluster, never
@@ -187,15 +193,32 @@ def _start_pytest(
     return process, folder
 
 
-def _let_them_stop(processes: list[subprocess.Popen], grace: float = 60) -> None:
-    """Wait for a check's pytest runs that were told to stop (each stops its cluster first);
-    kill one that has not within `grace` seconds."""
-    for process in processes:
+STACKS_FILE = "stacks.txt"  # in a run's folder: what its threads were doing, if it had to be asked
+STOP_GRACE = 40  # seconds: a cluster stops in a few (side by side, each process within its stop timeout)
+
+
+def _let_them_stop(runs: list[tuple[subprocess.Popen, Path]], grace: float = STOP_GRACE) -> None:
+    """Wait for a check's pytest runs that were told to stop: each stops its cluster first. One
+    still running `grace` seconds later is stuck: it is killed with every process it started
+    (its cluster's run in sessions of their own, out of reach of its process group), and what
+    its threads were doing goes to stderr, for a bug report."""
+    deadline = time.monotonic() + grace
+    for process, folder in runs:
         try:
-            process.wait(timeout=grace)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
+            stacks = folder / STACKS_FILE
+            process.send_signal(signal.SIGUSR1)  # faulthandler writes every thread's stack (pytest_plugin)
+            time.sleep(0.5)
+            left = kill_with_descendants(process.pid)
             process.wait()
+            print(
+                f"A check run (pytest, pid {process.pid}) had not stopped {grace:g} s after it was told to: "
+                f"killed it and what it had started ({left} still running). What its threads were doing:\n"
+                + (stacks.read_text() if stacks.exists() else "(nothing recorded)"),
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 @dataclass

@@ -5,6 +5,7 @@ each, waited on until ready (mirakuru), and all stopped on exit, Ctrl-C or a fai
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 import subprocess
 import threading
@@ -13,6 +14,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
@@ -162,6 +164,24 @@ class ManagedProcess:
     def _close_log(self) -> None:
         if self._log and not self._log.closed:
             self._log.close()
+
+
+def kill_with_descendants(pid: int) -> int:
+    """SIGKILL a process and every process it started, wherever they run (a service runs in a
+    session of its own): frozen first, so it starts nothing more while they are listed.
+    Returns how many of its descendants were still running."""
+    try:
+        process = psutil.Process(pid)
+        process.suspend()
+        descendants = process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    running = 0
+    for victim in [process, *descendants]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            running += victim is not process and victim.status() != psutil.STATUS_ZOMBIE
+            victim.kill()
+    return running
 
 
 _live_supervisors: "weakref.WeakSet[Supervisor]" = weakref.WeakSet()

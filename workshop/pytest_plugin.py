@@ -15,6 +15,7 @@ it next to the outcome, so that `workshop hint` and `workshop watch` show that h
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import signal
 import threading
@@ -34,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--workshop-results",
         default=None,
         help="write {outcomes: {test: outcome}, failures: {test: {step, hint, seen}}, phases: {test: phase}} as JSON",
+    )
+    group.addoption(
+        "--workshop-stacks",
+        default=None,
+        metavar="FILE",
+        help="on SIGUSR1, write every thread's stack to FILE (how the harness asks a stuck run what it does)",
     )
     group.addoption(
         "--earlier-files",
@@ -192,6 +199,9 @@ class _Results:
         )
 
 
+_stacks_file = None
+
+
 def _stop_as_after_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt  # pytest stops, and the clusters' fixtures stop their processes
 
@@ -201,6 +211,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # started would outlive the run. Handled as Ctrl-C instead (main thread only, if unclaimed).
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _stop_as_after_ctrl_c)
+    stacks = config.getoption("--workshop-stacks", default=None)
+    if stacks:
+        global _stacks_file
+        _stacks_file = open(stacks, "w")  # noqa: SIM115 (open while the run lasts)
+        faulthandler.register(signal.SIGUSR1, file=_stacks_file, all_threads=True)
     path = config.getoption("--workshop-results", default=None)
     if path:
         config.pluginmanager.register(_Results(Path(path)), "workshop-results")

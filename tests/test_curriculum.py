@@ -74,9 +74,16 @@ def test_every_check_fails_on_the_starter_and_passes_on_the_solution(lab, record
 
 
 def corpus_params(kind: str) -> list:
-    """One test per fix of the corpus, so that they spread over the test workers."""
+    """One test per fix of the corpus, so that they spread over the test workers. A wrong fix
+    runs its step's check alone (`cpu` if that step drives load), an alternative every check."""
+
+    def cpu_bound(lab, variant) -> bool:
+        return lab.step(variant.step).cpu_bound if variant.step else lab.cpu_bound
+
     return [
-        pytest.param(lab, variant, id=f"{lab.code}-{variant.id}", marks=[pytest.mark.cpu] if lab.cpu_bound else [])
+        pytest.param(
+            lab, variant, id=f"{lab.code}-{variant.id}", marks=[pytest.mark.cpu] if cpu_bound(lab, variant) else []
+        )
         for lab in LABS
         for variant in getattr(lab, kind)
     ]

@@ -55,6 +55,7 @@ class Step:
     check: str | None = None  # "checks/test_x.py::test_y", relative to the lab folder
     observe: bool = False  # reproduces the failure: no pass/fail check, evidence is `demo`
     demo: str | None = None  # the command that shows the failure
+    cpu_bound: bool = False  # its check drives load: the lab's `cpu_bound`, unless the step says otherwise
 
     @property
     def check_file(self) -> str | None:
@@ -189,6 +190,7 @@ def _parse_lab(path: Path, data: dict) -> Lab:
             check=raw.get("check"),
             observe=raw.get("observe", False),
             demo=raw.get("demo"),
+            cpu_bound=bool(raw.get("cpu_bound", data.get("cpu_bound", False))),
         )
         for raw in data.get("steps", ())
     )

@@ -516,6 +516,33 @@ def test_a_ready_process_that_ignores_its_stop_signal_is_killed_after_its_stop_t
         assert popen.poll() == -signal.SIGKILL
 
 
+AT_FORK_PROBE = """
+import os, sys
+from pathlib import Path
+from workshop.processes import ProcessSpec, Supervisor
+hooks_run = []
+os.register_at_fork(before=lambda: hooks_run.append("before"))
+command = [sys.executable, "-c", "import time; time.sleep(30)"]
+with Supervisor() as supervisor:
+    process = supervisor.start(ProcessSpec(name="sleeper", command=command, log_path=Path(sys.argv[1])))
+    print(len(hooks_run), os.getsid(process.pid) == process.pid)
+"""
+
+
+def test_a_process_starts_in_a_session_of_its_own_without_pythons_at_fork_hooks(tmp_path):
+    """Python's at-fork hooks run only where Popen forks in Python (a `preexec_fn`): a Ctrl-C
+    that lands in one is dropped, and can leave logging's lock held (workshop.processes.NewSession)."""
+    import subprocess
+    import sys
+
+    from workshop.paths import ROOT
+
+    probe = [sys.executable, "-c", AT_FORK_PROBE, str(tmp_path / "sleeper.log")]
+    result = subprocess.run(probe, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    hooks_run, own_session = result.stdout.split() or ["?", "?"]
+    assert (hooks_run, own_session) == ("0", "True"), result.stderr
+
+
 STUCK_RUN = """
 import faulthandler, signal, subprocess, sys, time
 faulthandler.register(signal.SIGUSR1, file=open(sys.argv[1], "w"), all_threads=True)

@@ -49,6 +49,35 @@ def log_tail(path: Path, lines: int = 25) -> str:
         return "(no log written)"
 
 
+class NewSession:
+    """Each process in a session of its own (mirakuru stops it with its whole group), set up by
+    Popen's `start_new_session` in the child, where mirakuru passes `preexec_fn=os.setsid`. A
+    `preexec_fn` makes Popen fork in Python, running the interpreter's at-fork hooks (logging
+    takes its lock before the fork and releases it after): a Ctrl-C that lands in one of them
+    raises KeyboardInterrupt there, where it is printed and dropped ("Exception ignored in"), and
+    can leave logging's lock held for good. The check then went on as if never interrupted, and
+    a thread that logged hung (a check run that outlived its Ctrl-C)."""
+
+    @property
+    def _popen_kwargs(self) -> dict:
+        kwargs = super()._popen_kwargs
+        kwargs.pop("preexec_fn", None)
+        kwargs["start_new_session"] = True
+        return kwargs
+
+
+class _SimpleExecutor(NewSession, SimpleExecutor):
+    pass
+
+
+class _TCPExecutor(NewSession, TCPExecutor):
+    pass
+
+
+class _HTTPExecutor(NewSession, HTTPExecutor):
+    pass
+
+
 class ManagedProcess:
     def __init__(self, spec: ProcessSpec):
         self.spec = spec
@@ -71,6 +100,7 @@ class ManagedProcess:
         return bool(self._executor and self._executor.running())
 
     def _make_executor(self) -> SimpleExecutor:
+        """mirakuru's executor for the spec's readiness, spawning as `NewSession` does."""
         spec = self.spec
         common = dict(
             cwd=str(spec.cwd) if spec.cwd else None,
@@ -82,10 +112,10 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
         )
         if spec.ready_url:
-            return HTTPExecutor(spec.command, url=spec.ready_url, method="GET", **common)
+            return _HTTPExecutor(spec.command, url=spec.ready_url, method="GET", **common)
         if spec.ready_port:
-            return TCPExecutor(spec.command, host="127.0.0.1", port=spec.ready_port, **common)
-        return SimpleExecutor(spec.command, **common)
+            return _TCPExecutor(spec.command, host="127.0.0.1", port=spec.ready_port, **common)
+        return _SimpleExecutor(spec.command, **common)
 
     def start(self) -> "ManagedProcess":
         """Spawn the process and wait until it is ready. A stop() from another thread (Ctrl-C

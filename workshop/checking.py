@@ -18,7 +18,8 @@ from workshop.curriculum_lint import lint
 from workshop.layers import lab_files_dir, materialize_variant
 from workshop.paths import PYTHON, ROOT
 from workshop.precheck import LabFileError, precheck_files, precheck_imports
-from workshop.processes import kill_with_descendants
+from workshop.processes import descendants, kill_with_descendants
+from workshop.waiting import wait_until
 
 
 @dataclass
@@ -208,9 +209,12 @@ def _let_them_stop(runs: list[tuple[subprocess.Popen, Path]], grace: float = STO
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             stacks = folder / STACKS_FILE
+            started = descendants(process.pid)  # a run that has not set up its dump yet dies of SIGUSR1
             process.send_signal(signal.SIGUSR1)  # faulthandler writes every thread's stack (pytest_plugin)
-            time.sleep(0.5)
-            left = kill_with_descendants(process.pid)
+            written = lambda path=stacks: path.exists() and path.stat().st_size  # noqa: E731
+            gone = lambda run=process: run.poll() is not None  # noqa: E731
+            wait_until(written, "its stacks", 5, give_up=gone, raise_on_timeout=False)
+            left = kill_with_descendants(process.pid, known=started)
             process.wait()
             print(
                 f"A check run (pytest, pid {process.pid}) had not stopped {grace:g} s after it was told to: "

@@ -196,18 +196,27 @@ class ManagedProcess:
             self._log.close()
 
 
-def kill_with_descendants(pid: int) -> int:
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_with_descendants(pid: int, known: list[psutil.Process] | None = None) -> int:
     """SIGKILL a process and every process it started, wherever they run (a service runs in a
-    session of its own): frozen first, so it starts nothing more while they are listed.
-    Returns how many of its descendants were still running."""
+    session of its own), and those `known` to be its (listed earlier: they outlive it, if it
+    dies first). Frozen first, so it starts nothing more while they are listed. Returns how
+    many of its descendants were still running."""
     try:
         process = psutil.Process(pid)
         process.suspend()
-        descendants = process.children(recursive=True)
+        found = process.children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0
+        process, found = None, []
+    victims = {victim.pid: victim for victim in [*(known or []), *found]}
     running = 0
-    for victim in [process, *descendants]:
+    for victim in [*([process] if process else []), *victims.values()]:
         with contextlib.suppress(psutil.NoSuchProcess):
             running += victim is not process and victim.status() != psutil.STATUS_ZOMBIE
             victim.kill()

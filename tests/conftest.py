@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from machine_share import CpuFirstScheduling, MachineShare, name_cpu_tests
+from machine_share import CpuFirstScheduling, MachineShare, chain_cpu_tests
 
 # Set once by the process that runs the session (pytest-xdist's workers inherit both).
 if "WORKSHOP_TEST_SESSION" not in os.environ:
@@ -31,15 +31,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 # -- sharing the machine: run what waits side by side, what needs the CPU beside little -----------
 #
 # Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
-# on timeouts (on 2 cores, leg 1 of CI used 0.85 of them on average). They run side by side,
-# one unit each of the machine's N. What needs the CPU takes more: a test marked `cpu` (a
-# rolling update at 120 requests/s) takes 2, and so does one marked `kit` (a pip install of the
-# whole offline kit); never more than N - 1, so something else always runs beside it. The `cpu`
-# tests are one unit of work for pytest-xdist (tests/machine_share.py): one worker runs them one
-# after the other, from the start of the session, keeping its units from one to the next, while
-# the others run the rest. Tests that start no process take no unit.
+# on timeouts. They run side by side, one unit each of the machine's N; a test marked `kit` (a
+# pip install of the whole offline kit) takes 2, never more than N - 1, so something else always
+# runs beside it. The tests marked `cpu` (lab 05's rolling updates at 120 requests/s: a third of
+# a core each, but the longest tests of the suite) are shared out between CPU_CHAINS chains
+# (tests/machine_share.py): each chain is one unit of work for pytest-xdist, and its worker runs
+# it from the start of the session, one test after the other, so no more than CPU_CHAINS rolling
+# updates ever run at once, while the other workers run the rest. Tests that start no process
+# take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
-HEAVY_UNITS = {"cpu": 2, "kit": 2}
+HEAVY_UNITS = {"kit": 2}
+CPU_CHAINS = 2
 
 
 def tier_of(item_or_report) -> str:
@@ -56,15 +58,16 @@ def cpu_tests_file() -> Path:
     return Path(os.environ["WORKSHOP_STATE_DIR"]) / "cpu-tests.json"
 
 
-# Under pytest-xdist, the longest-running kinds of test first: while the `cpu` tests run, one
-# unit is left for the rest, and a long test handed out last would keep the session waiting.
+# Under pytest-xdist, the longest-running kinds of test first: a long test handed out last would
+# keep the session waiting.
 START_ORDER = ("cpu", *(tier for tier in TIERS if tier != "cpu"), "fast")
 
 
 def pytest_collection_modifyitems(config, items):
     if hasattr(config, "workerinput"):
         items.sort(key=lambda item: START_ORDER.index("cpu" if "cpu" in item.keywords else tier_of(item)))
-        name_cpu_tests(items, cpu_tests_file())
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        chain_cpu_tests(items, cpu_tests_file(), chains=max(1, min(CPU_CHAINS, workers - 1)))
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # pytest-xdist's hook

@@ -69,27 +69,40 @@ class MachineShare:
 
 
 class CpuFirstScheduling(LoadScopeScheduling):
-    """pytest-xdist's load scheduling, but the `cpu` tests are one unit of work, sent first:
-    one worker runs them one after the other from the start, the others share out the rest.
-    (pytest-xdist's own `--dist loadgroup` cannot do it on pytest 9.2: it groups by rewriting
-    node ids, which pytest 9.2 no longer reads.) The workers name the `cpu` tests in a file
-    when they have collected them (`name_cpu_tests`), before this schedules anything."""
+    """pytest-xdist's load scheduling, but the `cpu` tests are a few units of work (chains), sent
+    first: each chain's worker runs its tests one after the other from the start, the others share
+    out the rest. (pytest-xdist's own `--dist loadgroup` cannot do it on pytest 9.2: it groups by
+    rewriting node ids, which pytest 9.2 no longer reads.) The workers write each `cpu` test's
+    chain to a file when they have collected them (`chain_cpu_tests`), before this schedules
+    anything; pytest-xdist hands out the units with the most tests first."""
 
     def __init__(self, config, log, cpu_tests_file: Path):
         super().__init__(config, log)
         self.cpu_tests_file = cpu_tests_file
-        self._cpu_tests: set[str] | None = None
+        self._chain_of: dict[str, str] | None = None
 
     def _split_scope(self, nodeid: str) -> str:
-        if self._cpu_tests is None:
-            self._cpu_tests = (
-                set(json.loads(self.cpu_tests_file.read_text())) if self.cpu_tests_file.exists() else set()
-            )
-        return "cpu" if nodeid in self._cpu_tests else nodeid
+        if self._chain_of is None:
+            self._chain_of = json.loads(self.cpu_tests_file.read_text()) if self.cpu_tests_file.exists() else {}
+        return self._chain_of.get(nodeid, nodeid)
 
 
-def name_cpu_tests(items, path: Path) -> None:
-    """Write the node ids of the `cpu` tests (every worker collects the same: any one will do)."""
+def rollouts_of(item) -> int:
+    """What a `cpu` test costs, in the rolling updates it drives (`pytest.mark.cpu(rollouts=N)`;
+    one if it does not say): lab 05's take about half a minute each on 2 cores."""
+    return item.get_closest_marker("cpu").kwargs.get("rollouts", 1)
+
+
+def chain_cpu_tests(items, path: Path, chains: int) -> None:
+    """Share the `cpu` tests out between `chains` chains, the costliest first, each into the chain
+    that costs least so far; write each test's chain (every worker collects the same: any one
+    will do)."""
+    costs = [0] * chains
+    chain_of = {}
+    for item in sorted((item for item in items if "cpu" in item.keywords), key=rollouts_of, reverse=True):
+        chain = costs.index(min(costs))
+        chain_of[item.nodeid] = f"cpu-{chain}"
+        costs[chain] += rollouts_of(item)
     written = path.with_suffix(f".{os.getpid()}")
-    written.write_text(json.dumps([item.nodeid for item in items if "cpu" in item.keywords]))
+    written.write_text(json.dumps(chain_of))
     os.replace(written, path)

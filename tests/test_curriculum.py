@@ -48,7 +48,10 @@ def test_the_starters_are_the_lab_files_as_shipped(lab):
         )
 
 
-CLUSTER_LABS = [pytest.param(lab, id=lab.slug, marks=[pytest.mark.cpu] if lab.cpu_bound else []) for lab in LABS]
+# a lab's checks on the starter, then on the solution: lab 05's roll twice each (the Service, the ALB)
+CLUSTER_LABS = [
+    pytest.param(lab, id=lab.slug, marks=[pytest.mark.cpu(rollouts=4)] if lab.cpu_bound else []) for lab in LABS
+]
 
 
 @pytest.mark.cluster
@@ -77,13 +80,13 @@ def corpus_params(kind: str) -> list:
     """One test per fix of the corpus, so that they spread over the test workers. A wrong fix
     runs its step's check alone (`cpu` if that step drives load), an alternative every check."""
 
-    def cpu_bound(lab, variant) -> bool:
-        return lab.step(variant.step).cpu_bound if variant.step else lab.cpu_bound
+    def marks(lab, variant) -> list:
+        if variant.step:  # a wrong fix: its step's check, one rolling update at most
+            return [pytest.mark.cpu] if lab.step(variant.step).cpu_bound else []
+        return [pytest.mark.cpu(rollouts=2)] if lab.cpu_bound else []  # every check: lab 05's roll twice
 
     return [
-        pytest.param(
-            lab, variant, id=f"{lab.code}-{variant.id}", marks=[pytest.mark.cpu] if cpu_bound(lab, variant) else []
-        )
+        pytest.param(lab, variant, id=f"{lab.code}-{variant.id}", marks=marks(lab, variant))
         for lab in LABS
         for variant in getattr(lab, kind)
     ]

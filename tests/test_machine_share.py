@@ -72,9 +72,10 @@ def test_a_share_never_asks_for_more_than_the_machine(tmp_path, pids):
     assert share.held() == 2
 
 
-def test_one_worker_runs_the_cpu_tests_first_and_one_after_the_other(tmp_path):
-    """Through pytest-xdist with this suite's conftest: the `cpu` tests all go to one worker, which
-    starts on them before anything else; the others share out the rest."""
+def test_two_workers_run_the_cpu_tests_first_each_a_chain_of_equal_cost(tmp_path):
+    """Through pytest-xdist with this suite's conftest: the `cpu` tests go to two workers (two
+    chains, by the rolling updates each drives), which start on them before anything else; the
+    others share out the rest."""
     (tmp_path / "test_sample.py").write_text(
         textwrap.dedent(
             """
@@ -91,9 +92,13 @@ def test_one_worker_runs_the_cpu_tests_first_and_one_after_the_other(tmp_path):
                 record(f"other-{i}")
 
             @pytest.mark.cpu
-            @pytest.mark.parametrize("i", range(4))
+            @pytest.mark.parametrize("i", range(3))
             def test_heavy(i):
                 record(f"cpu-{i}")
+
+            @pytest.mark.cpu(rollouts=3)
+            def test_heaviest():
+                record("cpu-heaviest")
             """
         )
     )
@@ -110,8 +115,13 @@ def test_one_worker_runs_the_cpu_tests_first_and_one_after_the_other(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [line.split() for line in (tmp_path / "order.txt").read_text().splitlines()]
-    cpu_workers = {worker for worker, name in lines if name.startswith("cpu")}
-    assert len(cpu_workers) == 1, lines
-    first_of_that_worker = next(name for worker, name in lines if worker in cpu_workers)
-    assert first_of_that_worker.startswith("cpu"), lines
     assert len(lines) == 10, lines
+    chains = {}
+    for worker, name in lines:
+        if name.startswith("cpu"):
+            chains.setdefault(worker, []).append(name)
+    # the heaviest (3 rolling updates) alone, the three of one each together
+    assert sorted(chains.values()) == [["cpu-0", "cpu-1", "cpu-2"], ["cpu-heaviest"]], lines
+    for worker in chains:
+        first_of_that_worker = next(name for w, name in lines if w == worker)
+        assert first_of_that_worker.startswith("cpu"), lines

@@ -279,7 +279,7 @@ def test_beat_notebook_draws_the_ticks_and_the_failover(monkeypatch):
 
 
 @pytest.mark.cluster
-@pytest.mark.cpu
+@pytest.mark.cpu(rollouts=5)  # the starter, the solution, behind the ALB with and without the gate, yours
 @pytest.mark.timeout(1200)
 def test_rollouts_notebook_05_shows_the_failures_and_the_fix(monkeypatch):
     monkeypatch.setenv("WORKSHOP_NB_REPLICAS", "3")

@@ -334,7 +334,9 @@ def test_a_check_run_stopped_with_sigterm_leaves_no_process(tmp_path, moment):
             if reached(children):
                 break
             time.sleep(0.05)
-        assert process.poll() is None and reached(children), f"the check never got {moment}"
+        assert process.poll() is None and reached(children), (
+            f"the check never got {moment}; its output:\n{(tmp_path / 'pytest.log').read_text()[-3000:]}"
+        )
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)  # a start's readiness timeouts are longer than this

@@ -1,7 +1,10 @@
 """Unit tests of the harness's pieces: lab.toml linting, lab lookup, layers, Procfiles,
 and the CRM stand-in (a real process, over HTTP)."""
 
+import os
+import secrets
 import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -611,3 +614,56 @@ def test_a_check_that_fails_without_naming_a_hint_still_says_what_it_saw(tmp_pat
     run = CheckRun.from_results(1, results)
     assert run.outcomes == {"test_small": "failed"} and run.failures == {}
     assert "the rolling update carried 1500 requests" in run.errors["test_small"]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")),
+    reason="DATABASE_URL names no PostgreSQL server",
+)
+def test_runs_with_state_folders_of_their_own_build_a_postgresql_template_once(tmp_path):
+    """Every run on a PostgreSQL server shares its database names, whatever its state folder (a
+    test's own, another checkout): two that need the same template at once build it once (CI
+    caught two building it side by side: `duplicate key ... datname`)."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    key = secrets.token_hex(12)
+    builds = tmp_path / "builds.txt"
+    build_one = textwrap.dedent(
+        f"""
+        import time
+        import psycopg
+        from workshop.services import DatabaseTemplate
+
+        def build(url):
+            with open({str(builds)!r}, "a") as out:
+                out.write(url + "\\n")
+            time.sleep(1)  # long enough for the other run to come while this one builds
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute("CREATE TABLE seeded (id int)")
+
+        print(DatabaseTemplate({key!r}, build).postgres_database({os.environ["DATABASE_URL"]!r}))
+        """
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", build_one],
+            env={**os.environ, "WORKSHOP_STATE_DIR": str(tmp_path / f"run-{n}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    name = f"workshop_tpl_{key[:16]}"
+    try:
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        assert [output.strip() for output in outputs] == [name, name], outputs
+        assert len(builds.read_text().splitlines()) == 1, builds.read_text()
+    finally:
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+            for database in (name, f"{name}_building"):
+                connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -191,7 +191,9 @@ def _execute(admin_url: str, statement: str) -> None:
 @dataclass
 class DatabaseTemplate:
     """A migrated and seeded database, made once per key by `build(url)` and then copied.
-    Made under a file lock, so two runs that need it at once build it once."""
+    Made under a lock, so two runs that need it at once build it once: a file lock for SQLite
+    (the file is in this state folder), the server's own lock for PostgreSQL, whose database
+    names every run that uses the server shares, whatever its state folder."""
 
     key: str
     build: Callable[[str], None]  # migrates and seeds the database at this URL
@@ -225,15 +227,17 @@ class DatabaseTemplate:
         name = f"workshop_tpl_{self.key[:16]}"
         import psycopg
 
-        with self._lock():
-            with psycopg.connect(admin_url, autocommit=True) as connection:
-                exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        # An advisory lock of the server's, held by this connection until it closes: a run with
+        # another state folder (another checkout, a test's own) waits on it too.
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (int(self.key[:15], 16),))
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
                 building = f"{name}_building"
-                _execute(admin_url, f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-                _execute(admin_url, f'CREATE DATABASE "{building}"')
+                connection.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                connection.execute(f'CREATE DATABASE "{building}"')
                 self.build(_with_database(admin_url, building))
-                _execute(admin_url, f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+                connection.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
         return name
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psutil
@@ -268,6 +269,45 @@ def test_a_rollout_whose_load_fell_behind_is_rolled_again_unless_a_request_faile
     timeline = rehearsal.run_conclusive(LoadFloor(requests=500, rate=50.0), attempts=3)
     assert (rehearsal.runs, timeline.attempts, timeline.floor_met()) == (runs, runs, met)
     assert sum(e.event == "load-fell-behind" for e in rehearsal.events) == runs - 1
+
+
+def test_a_pod_ready_again_before_its_removal_was_due_stays_registered():
+    """The load balancer's controller applies a lagged change only if it still holds: a pod that
+    was un-Ready for a moment (3 probes that timed out) and Ready again is registered in the end,
+    whatever order the registration (1 s) and the deregistration (3 s) fall due in."""
+    rehearsal = object.__new__(Rehearsal)
+    now = [0.0]
+    rehearsal.clock = SimpleNamespace(now=lambda: now[0])
+    rehearsal.events, rehearsal.pending, rehearsal.endpoints = [], [], {}
+    rehearsal._lb_lock = threading.Lock()
+    rehearsal.service = rehearsal.proxy = SimpleNamespace(set_endpoints=lambda endpoints: None)
+    pod = SimpleNamespace(
+        name="cms-r1-1", service_port=8000, containers_ready=True, terminating=False, registered=False
+    )
+    pod.set_gate = lambda condition, value: None
+
+    def at(t: float) -> None:
+        now[0] = t
+        rehearsal._apply_due()
+
+    rehearsal.schedule(1.0, "add", pod)  # Ready at 0 s
+    at(1.0)
+    assert pod.registered and rehearsal.endpoints == {"cms-r1-1": 8000}
+    pod.containers_ready = False  # un-Ready at 1.5 s: out at 4.5 s
+    now[0] = 1.5
+    rehearsal.schedule(3.0, "remove", pod)
+    pod.containers_ready = True  # Ready again at 2 s: in at 3 s
+    now[0] = 2.0
+    rehearsal.schedule(1.0, "add", pod)
+    for t in (3.0, 4.5, 10.0):
+        at(t)
+    assert pod.registered and rehearsal.endpoints == {"cms-r1-1": 8000}, rehearsal.events
+
+    pod.terminating = True  # a terminating pod's removal holds
+    now[0] = 11.0
+    rehearsal.schedule(3.0, "remove", pod)
+    at(14.0)
+    assert not pod.registered and rehearsal.endpoints == {}
 
 
 def test_a_request_the_load_balancer_had_no_target_for_is_its_own_class():

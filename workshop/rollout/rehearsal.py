@@ -196,11 +196,15 @@ class Rehearsal:
             due = sorted((item for item in self.pending if item[0] <= now), key=lambda item: item[0])
             self.pending = [item for item in self.pending if item[0] > now]
             for _, action, pod in due:
-                # registered only if its containers are still ready and it is not terminating
-                if action == "add" and pod.name not in self.endpoints and pod.containers_ready and not pod.terminating:
+                # each only if it still says what the pod is, ready to serve or not (its containers
+                # ready, not terminating): a pod un-Ready for a moment (a probe that timed out on a
+                # busy machine) and Ready again before its removal was due stays registered; else
+                # that late removal would leave it out for good, as nothing would register it again
+                serving = pod.containers_ready and not pod.terminating
+                if action == "add" and pod.name not in self.endpoints and serving:
                     self.endpoints[pod.name] = pod.service_port
                     changed.append((pod, "registered"))
-                elif action == "remove" and pod.name in self.endpoints:
+                elif action == "remove" and pod.name in self.endpoints and not serving:
                     del self.endpoints[pod.name]
                     changed.append((pod, "deregistered"))
             endpoints = dict(self.endpoints)
@@ -270,9 +274,19 @@ class Rehearsal:
             f"{what} getting ready",
             timeout,
             0.05,
-            explain=lambda: f"logs in {self.logs_dir}",
+            explain=lambda: f"pods: {self.pods_in_short()}; logs in {self.logs_dir}",
             error=ServiceFailed,
         )
+
+    def pods_in_short(self) -> str:
+        """Each pod's state, whether the load balancer has it, its containers' probes: what a
+        wait that timed out saw."""
+        described = []
+        for pod in self.describe_pods():
+            probes = ", ".join(f"{container['name']}: {container['probe']}" for container in pod["containers"])
+            registered = "registered" if pod["registered"] else "not registered"
+            described.append(f"{pod['name']} {pod['state']}, {registered} ({probes})")
+        return "; ".join(described)
 
     def scale(self, replicas: int) -> list[Pod]:
         """`kubectl scale`: delete the newest pods beyond `replicas` (they terminate as usual)."""

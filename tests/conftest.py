@@ -87,7 +87,7 @@ def pytest_runtest_protocol(item, nextitem):
         return (yield)
     share = MachineShare(Path(os.environ["WORKSHOP_STATE_DIR"]), capacity=workers)
     units = units_of(item, workers)
-    if share.held() != units:  # a `cpu` test after another keeps the units it was handed
+    if share.held() != units:  # a test after one that held as many (two `kit` tests) keeps them
         share.release()
         share.acquire(units)
     item.stash[CPU_AT_START] = cpu_seconds()

@@ -143,7 +143,6 @@ def test_bad_client_credentials_are_refused(tmp_path):
 
 def _run_as_machine(tmp_path: Path, code: str) -> list:
     """Run `code` in a Python that loads the machine hook, as the harness's processes do."""
-    import os
     import subprocess
     import sys
 
@@ -194,7 +193,6 @@ def test_bytecode_cached_in_one_folder_is_not_a_write(tmp_path, monkeypatch):
 def test_the_harness_and_what_it_starts_cache_bytecode(tmp_path, asked):
     """PYTHONDONTWRITEBYTECODE=1 would make every cluster process compile Django and Celery
     again; the harness caches bytecode anyway, in one folder, never beside the sources."""
-    import os
     import subprocess
     import sys
 
@@ -272,7 +270,6 @@ def test_a_lab_check_runs_without_pytest_django_and_without_django_in_process(tm
 
 
 def test_the_corpus_lint_catches_undeclared_and_misnamed_variants(tmp_path):
-    import os
     import subprocess
     import sys
 

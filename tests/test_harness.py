@@ -403,7 +403,10 @@ def test_a_lost_worker_is_killed_between_two_sweeps_never_during_one(tmp_path):
             while_held()
 
     with Supervisor() as supervisor:
-        client = redis.Redis.from_url(start_redis(supervisor, tmp_path).url)
+        # kept to the end: on an external server it holds this test's database (dropped, its claim
+        # went with it, and another run emptied the database, the lock with it, mid-sweep: CI)
+        server = start_redis(supervisor, tmp_path)
+        client = redis.Redis.from_url(server.url)
         sweeping, sweep_over = threading.Event(), threading.Event()
 
         def a_long_sweep():
@@ -428,6 +431,7 @@ def test_a_lost_worker_is_killed_between_two_sweeps_never_during_one(tmp_path):
         sweeper.join()
         assert seen == {"sweep_over": True, "a_sweep_ran": False}
         sweep(client)  # the lock is free again: the next sweep runs
+        server.release()
 
 
 # -- a check runs its modules side by side ----------------------------------------------

@@ -668,3 +668,26 @@ def test_runs_with_state_folders_of_their_own_build_a_postgresql_template_once(t
         with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
             for database in (name, f"{name}_building"):
                 connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def test_a_one_shot_command_that_exits_before_it_is_looked_at_has_started(tmp_path, monkeypatch):
+    """A preStop hook (`echo q > fifo`) can be over before the harness looks at it, on a busy
+    machine nearly always: that is a hook that ran, not a start that failed (its kubelet-ordered
+    stop signal was then never sent). A process that should stay up and exits is still reported."""
+    from mirakuru import SimpleExecutor
+
+    from workshop.processes import ProcessSpec, ServiceFailed
+
+    spawn = SimpleExecutor.start
+
+    def spawn_and_let_it_finish(executor):
+        spawn(executor)
+        executor.process.wait(30)  # the busy machine: the command ends before the next line runs
+
+    monkeypatch.setattr(SimpleExecutor, "start", spawn_and_let_it_finish)
+    command = ["/bin/sh", "-c", "echo q"]
+    with Supervisor() as supervisor:
+        hook = supervisor.start(ProcessSpec("hook", command, tmp_path / "hook.log", one_shot=True))
+        assert hook.wait(30) == 0 and (tmp_path / "hook.log").read_text() == "q\n"
+        with pytest.raises(ServiceFailed, match="exited before it was ready"):
+            supervisor.start(ProcessSpec("server", command, tmp_path / "server.log"))

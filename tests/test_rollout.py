@@ -5,6 +5,7 @@ times, windows, failure classes), the kube-proxy-like Service, and a clean stop 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -535,3 +536,87 @@ def test_workshop_top_finds_a_rehearsal_and_shows_its_pods():
     assert all(pod.uwsgi is not None and pod.uwsgi.state == "up" for pod in snapshot.pods)
     assert {c.probe for pod in snapshot.pods for c in pod.containers} == {"GET /login/: 200", "GET /nginx-health: 200"}
     assert snapshot.service["kind"] == "l4" and set(snapshot.service["registered"]) == {p.name for p in snapshot.pods}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "lead", "trials"),
+    [
+        ([200] * 4, "in time", 1),
+        ([502] * 4, "never sent", 1),  # a failure counts, whenever the signal came
+        ([200] * 4, "late at first", 2),
+        ([200] * 4, "never sent", 3),  # uWSGI exited before every signal: no verdict
+    ],
+)
+def test_a_sigterm_trial_passes_only_if_its_stop_signal_landed_while_the_requests_ran(
+    monkeypatch, statuses, lead, trials
+):
+    """A pass whose stop signal came too late to tell is tried again on a new pod with longer
+    requests; three such passes are not a pass (the check says so); a failure counts at once."""
+    from workshop.scenarios import uwsgi_rollouts
+    from workshop.scenarios.uwsgi_rollouts import SIGNAL_LEAD_SECONDS, SIGTERM_TRIAL_SECONDS, SigtermResult
+
+    leads = {
+        "in time": lambda seconds: seconds - 0.2,
+        "late at first": lambda seconds: SIGNAL_LEAD_SECONDS - 0.01 if seconds < 6 else seconds - 0.2,
+        "never sent": lambda seconds: None,
+    }
+    tried = []
+
+    def trial(rehearsal, requests, seconds, pod):
+        tried.append((seconds, pod))
+        return SigtermResult(statuses, True, 0, 1.0, "SIGTERM", seconds, leads[lead](seconds))
+
+    monkeypatch.setattr(uwsgi_rollouts, "sigterm_trial", trial)
+    result = uwsgi_rollouts.sigterm_in_flight(SimpleNamespace(), pod="spare")
+    assert [seconds for seconds, _ in tried] == list(SIGTERM_TRIAL_SECONDS[:trials])
+    assert [pod for _, pod in tried] == ["spare"] + [None] * (trials - 1)  # a new pod for each new try
+    assert result.conclusive == (lead != "never sent")
+
+
+@pytest.mark.cluster
+def test_a_wrong_fix_whose_graceful_stop_beat_a_late_sigterm_is_tried_again_and_caught(monkeypatch):
+    """The master FIFO's q without the SIGTERM hook: uWSGI's graceful stop lets the requests
+    finish if the stop signal comes after them (a machine too busy to send it at once), so the
+    first trial passes; it is inconclusive, and the next, with requests twice as long, sees the
+    default SIGTERM (a brutal reload) cut them."""
+    from workshop.layers import materialize_variant
+    from workshop.rollout.pod import Pod
+    from workshop.scenarios.uwsgi_rollouts import SIGTERM_TRIAL_SECONDS, sigterm_in_flight, sigterm_trial
+
+    lab = find_lab("05")
+    wrong = next(variant for variant in lab.wrong_fixes if variant.id == "fifo-q-without-hook")
+    run_pre_stop = Pod.run_pre_stop
+
+    def late(pod, *args, **kwargs):
+        run_pre_stop(pod, *args, **kwargs)
+        time.sleep(SIGTERM_TRIAL_SECONDS[0] + 0.5)  # the first trial's requests end before the signal
+
+    monkeypatch.setattr(Pod, "run_pre_stop", late)
+    files = materialize_variant(lab, wrong)
+    try:
+        with Rehearsal(lab, files, replicas=1) as rehearsal:
+            first = sigterm_trial(rehearsal, 4, SIGTERM_TRIAL_SECONDS[0])
+            assert first.all_ok and first.exited and not first.conclusive, first
+            result = sigterm_in_flight(rehearsal)
+    finally:
+        shutil.rmtree(files, ignore_errors=True)
+    assert result.seconds == SIGTERM_TRIAL_SECONDS[1] and result.conclusive, result
+    assert not result.all_ok and "502" in str(result.statuses), result
+
+
+@pytest.mark.cluster
+def test_a_pre_stop_hook_that_cannot_run_is_followed_by_the_stop_signal(tmp_path):
+    """The kubelet records FailedPreStopHook and stops the container all the same."""
+    files = tmp_path / "lab"
+    for name in find_lab("05").edit:
+        (files / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SOLUTION / name, files / name)
+    manifest = files / "k8s" / "deployment.yaml"
+    manifest.write_text(manifest.read_text().replace('"/bin/sh", "-c", "sleep 5; echo q', '"/no/such/hook", "-c", "q'))
+    with Rehearsal(find_lab("05"), files, replicas=1) as rehearsal:
+        pod = rehearsal.pods[0]
+        uwsgi = rehearsal.deployment.container("uwsgi")
+        pod.stop_container(uwsgi, time.monotonic() + 30, skip_sleeps=True)
+        events = [(event.event, event.detail) for event in rehearsal.events if event.pod == pod.name]
+    assert any(event == "prestop-failed" and "/no/such/hook" in detail for event, detail in events), events
+    assert ("stop-signal", "uwsgi SIGTERM") in events and ("exited", "uwsgi 0") in events, events

@@ -40,6 +40,8 @@ class ProcessSpec:
     timeout: float = 60  # to become ready
     stop_timeout: float = 20  # to exit after its stop signal, before it is killed
     service: bool = False  # a backing service (Valkey, the CRM): stopped after everything that uses it
+    # a command that runs to its end (a preStop hook): started once spawned, however soon it exits
+    one_shot: bool = False
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
@@ -133,7 +135,10 @@ class ManagedProcess:
                 self._close_log()
                 raise ServiceFailed(f"{self.name}: its port is taken by another program ({PORT_CLASH})")
             SimpleExecutor.start(executor)  # spawn only: the wait below can be cancelled
-        self._wait_until_ready(executor)
+        if self.spec.one_shot:
+            self._ready = True
+        else:
+            self._wait_until_ready(executor)
         return self
 
     def _wait_until_ready(self, executor: SimpleExecutor) -> None:

@@ -18,7 +18,7 @@ import httpx
 from workshop import nginx
 from workshop.paths import PYTHON, venv_script
 from workshop.ports import free_port
-from workshop.processes import ManagedProcess, ProcessSpec
+from workshop.processes import ManagedProcess, ProcessSpec, ServiceFailed
 from workshop.rollout.lb import ALB_GATE
 from workshop.rollout.load import Clock
 from workshop.rollout.manifest import (
@@ -318,14 +318,19 @@ class Pod:
             env = dict(os.environ)
             if skip_sleeps:
                 env["PATH"] = f"{self._no_sleep_dir()}{os.pathsep}{env.get('PATH', '')}"
-            process = self.host.start_process(
-                ProcessSpec(
-                    name=f"{self.name}/{container.name}-prestop",
-                    command=command,
-                    env=env,
-                    log_path=self.host.logs_dir / f"{self.name}-{container.name}-prestop.log",
+            try:
+                process = self.host.start_process(
+                    ProcessSpec(
+                        name=f"{self.name}/{container.name}-prestop",
+                        command=command,
+                        env=env,
+                        log_path=self.host.logs_dir / f"{self.name}-{container.name}-prestop.log",
+                        one_shot=True,
+                    )
                 )
-            )
+            except (ServiceFailed, OSError) as exc:  # the kubelet records FailedPreStopHook and stops the container
+                self.host.event(self.name, "prestop-failed", f"{container.role}: {exc}")
+                process = None
             if process is not None:
                 while process.running() and time.monotonic() < deadline:
                     time.sleep(0.05)
@@ -348,8 +353,9 @@ class Pod:
         if container.pre_stop:
             self.run_pre_stop(container, deadline, skip_sleeps)
         if process.running() and time.monotonic() < deadline:
-            self.host.event(self.name, "stop-signal", f"{container.role} {container.stop_signal.name}")
             process.send_signal(container.stop_signal)
+            # after the signal: its time is never early (the SIGTERM check reads it)
+            self.host.event(self.name, "stop-signal", f"{container.role} {container.stop_signal.name}")
         while process.running() and time.monotonic() < deadline and not self.host.closing.is_set():
             time.sleep(0.05)
         if process.running():

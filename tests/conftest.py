@@ -42,6 +42,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
 HEAVY_UNITS = {"kit": 2}
 CPU_CHAINS = 2
+COSTLIEST_SHOWN = 12  # in the summary at the end: where a change would save the most
 
 
 def tier_of(item_or_report) -> str:
@@ -125,13 +126,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     cpu: dict[str, float] = {}
     tests: dict[str, int] = {}
     proofs: dict[str, int] = {}
+    costs: dict[str, list[float]] = {}  # each test's [seconds, CPU seconds]
     for reports in terminalreporter.stats.values():
         for report in reports:
             if not isinstance(report, pytest.TestReport):
                 continue
             tier = tier_of(report)
+            used = sum(value for key, value in report.user_properties if key == "cpu_seconds")
             seconds[tier] = seconds.get(tier, 0.0) + report.duration
-            cpu[tier] = cpu.get(tier, 0.0) + sum(value for key, value in report.user_properties if key == "cpu_seconds")
+            cpu[tier] = cpu.get(tier, 0.0) + used
+            cost = costs.setdefault(report.nodeid, [0.0, 0.0])
+            cost[0] += report.duration
+            cost[1] += used
             if report.when == "call":
                 tests[tier] = tests.get(tier, 0) + 1
                 for key, value in report.user_properties:
@@ -146,6 +152,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(
                 f"tier {tier:<9} {tests[tier]:>4} tests  {seconds[tier]:>8.1f} s  {cpu[tier]:>8.1f} s of CPU"
             )
+    terminalreporter.write_line("the costliest tests (CPU: the suite is bound by the machine's cores):")
+    for nodeid, (spent, used) in sorted(costs.items(), key=lambda item: -item[1][1])[:COSTLIEST_SHOWN]:
+        terminalreporter.write_line(f"  {used:>6.1f} s of CPU  {spent:>6.1f} s  {nodeid}")
     if proofs:
         terminalreporter.write_line(
             "proofs that passed: " + ", ".join(f"{count} {name}" for name, count in sorted(proofs.items()))

@@ -91,7 +91,16 @@ def test_two_checks_side_by_side_never_fail_on_a_port():
     for _ in range(2):
         with ThreadPoolExecutor(max_workers=2) as pool:
             runs = list(pool.map(lambda _: run_checks(lab, lab_files_dir(lab, "solution"), quiet=True), range(2)))
-        assert [run.returncode for run in runs] == [0, 0], [run.outcomes for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], [what_failed(run) for run in runs]
+
+
+def what_failed(run) -> dict[str, str]:
+    """Each check of a run that did not pass: in which phase, and what it saw."""
+    return {
+        name: f"{outcome} in {run.phases.get(name, 'call')}: {run.saw(name)}"
+        for name, outcome in run.outcomes.items()
+        if outcome != "passed"
+    }
 
 
 def test_a_node_whose_master_exits_after_its_workers_answered_is_a_port_clash(tmp_path):

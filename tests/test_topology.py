@@ -95,11 +95,9 @@ def test_two_checks_side_by_side_never_fail_on_a_port():
 
 
 def what_failed(run) -> dict[str, str]:
-    """Each check of a run that did not pass: in which phase, and what it saw."""
+    """Each check of a run that did not pass: its verdict (an error in setup, or failed), what it saw."""
     return {
-        name: f"{outcome} in {run.phases.get(name, 'call')}: {run.saw(name)}"
-        for name, outcome in run.outcomes.items()
-        if outcome != "passed"
+        name: f"{run.verdict(name)}: {run.saw(name)}" for name, outcome in run.outcomes.items() if outcome != "passed"
     }
 
 

@@ -20,6 +20,7 @@ from workshop.rollout.manifest import ManifestError
 from workshop.rollout.pod import Pod
 from workshop.rollout.rehearsal import Rehearsal
 from workshop.rollout.report import print_summary
+from workshop.rollout.timeline import Timeline
 
 
 def demo(lab: Lab, files_dir: Path, console: Console) -> None:
@@ -166,9 +167,8 @@ def sigterm_trial(rehearsal: Rehearsal, requests: int, seconds: float, pod: Pod 
         while uwsgi.running() and time.monotonic() - signalled < seconds + 10:
             time.sleep(0.1)
         exited = not uwsgi.running()
-        stop_signal = [
-            event.t for event in list(rehearsal.events) if (event.pod, event.event) == (pod.name, "stop-signal")
-        ]
+        # rehearsal.timeline holds a copy of the events after a rollout: read them as they are now
+        stop_signal = Timeline(events=list(rehearsal.events)).first(pod.name, "stop-signal")
         return SigtermResult(
             statuses=statuses,
             exited=exited,
@@ -176,7 +176,7 @@ def sigterm_trial(rehearsal: Rehearsal, requests: int, seconds: float, pod: Pod 
             seconds_to_exit=round(time.monotonic() - signalled, 2) if exited else None,
             sequence=", then ".join(steps),
             seconds=seconds,
-            signal_lead=round(sent + seconds - stop_signal[0], 2) if stop_signal else None,
+            signal_lead=round(sent + seconds - stop_signal, 2) if stop_signal is not None else None,
         )
     finally:
         pod.gone.set()

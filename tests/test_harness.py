@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from workshop.curriculum import UnknownLab, find_lab, load_lab
@@ -691,3 +692,75 @@ def test_a_one_shot_command_that_exits_before_it_is_looked_at_has_started(tmp_pa
         assert hook.wait(30) == 0 and (tmp_path / "hook.log").read_text() == "q\n"
         with pytest.raises(ServiceFailed, match="exited before it was ready"):
             supervisor.start(ProcessSpec("server", command, tmp_path / "server.log"))
+
+
+def test_stopping_a_process_that_has_ended_signals_no_process_group(tmp_path, monkeypatch):
+    """A process that ended on its own (a preStop hook, a crashed beat) may have given its pid,
+    which is also its process group's id, to a new process by the time its cluster stops. The
+    stop sends nothing to that group; what the ended process left running is still killed."""
+    from workshop.processes import ProcessSpec
+
+    signalled: list[int] = []
+    killpg = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: (signalled.append(pgid), killpg(pgid, sig)))
+    with Supervisor() as supervisor:
+        command = ["/bin/sh", "-c", "sleep 60 & echo $! > left.pid"]
+        hook = supervisor.start(ProcessSpec("hook", command, tmp_path / "hook.log", cwd=tmp_path, one_shot=True))
+        pid = hook.pid
+        wait_until(lambda: not hook.running(), "the hook's end", timeout=30)  # reaped: its pid is free
+        left = int((tmp_path / "left.pid").read_text())
+        supervisor.stop(hook)
+        assert pid not in signalled
+        wait_until(
+            lambda: not psutil.pid_exists(left) or psutil.Process(left).status() == "zombie", "the leftover", timeout=30
+        )
+
+
+NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")  # Linux: the pid handed out last (root may set it)
+
+
+def test_stopping_a_process_that_has_ended_leaves_the_next_owner_of_its_pid_alone(tmp_path):
+    """The same, for real: the ended hook's pid goes to a new session leader (as every process the
+    harness starts is), and stopping the hook leaves that process running."""
+    import subprocess
+
+    from workshop.processes import ProcessSpec
+
+    if not os.access(NS_LAST_PID, os.W_OK):
+        pytest.skip(f"needs to choose the next pid ({NS_LAST_PID} writable: Linux, as root)")
+    with Supervisor() as supervisor:
+        for _ in range(20):  # another program may take the pid between the write and the spawn
+            hook = supervisor.start(ProcessSpec("hook", ["/bin/true"], tmp_path / "hook.log", one_shot=True))
+            wait_until(lambda hook=hook: not hook.running(), "the hook's end", timeout=30)
+            NS_LAST_PID.write_text(str(hook.pid - 1))
+            successor = subprocess.Popen(["sleep", "60"], start_new_session=True)
+            if successor.pid == hook.pid:
+                break
+            successor.kill()
+            successor.wait()
+        else:
+            pytest.skip("the machine's other programs took the pid each time")
+        try:
+            supervisor.stop(hook)
+            assert successor.poll() is None, (
+                f"the process that now has pid {successor.pid} got signal {-successor.returncode}"
+            )
+        finally:
+            successor.kill()
+            successor.wait()
+
+
+def test_a_process_that_ended_says_how(tmp_path):
+    """A check that finds a beat gone says how it ended (a signal nobody in the check sent is a
+    lead of its own), beside the last error the beat logged."""
+    import signal
+
+    from workshop.processes import ProcessSpec
+
+    with Supervisor() as supervisor:
+        failed = supervisor.start(ProcessSpec("failed", ["/bin/sh", "-c", "exit 3"], tmp_path / "f.log", one_shot=True))
+        stopped = supervisor.start(ProcessSpec("stopped", ["sleep", "60"], tmp_path / "s.log", one_shot=True))
+        assert stopped.how_it_ended() is None
+        stopped.send_signal(signal.SIGTERM)
+        wait_until(lambda: not failed.running() and not stopped.running(), "both ends", timeout=30)
+        assert (failed.how_it_ended(), stopped.how_it_ended()) == ("exit code 3", "ended by SIGTERM")

@@ -101,6 +101,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return bool(self._executor and self._executor.running())
 
+    def how_it_ended(self) -> str | None:
+        """ "exit code 1", "ended by SIGTERM" once it has ended on its own; None while it runs."""
+        process = self._executor.process if self._executor else None
+        code = process.poll() if process else None
+        if code is None:
+            return None
+        return f"ended by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
     def _make_executor(self) -> SimpleExecutor:
         """mirakuru's executor for the spec's readiness, spawning as `NewSession` does."""
         spec = self.spec
@@ -173,10 +181,16 @@ class ManagedProcess:
         """Stop with the service's own stop signal; SIGKILL the group if it lingers. A process
         that is not ready yet is killed at once: it has served nothing, and its stop signal can be
         lost (a SIGINT that reaches a uWSGI master while it forks its workers can leave the master
-        and a worker running; the workers print a KeyboardInterrupt from Python's fork hook)."""
+        and a worker running; the workers print a KeyboardInterrupt from Python's fork hook).
+
+        A process that has ended on its own (a one-shot hook, a crash) is sent nothing: its pid is
+        also its process group's id, and once it was reaped both may be another process's, since
+        pids are reused (32768 of them on many Linux machines). mirakuru's stop signals the group
+        without looking, and so stopped a beat of another cluster that had been given that pid.
+        What it left running is found by mirakuru's mark in their environment, and killed."""
         with self._lock:
             self._stopped = True
-        if self._executor is not None and not self._ready:
+        if self._executor is not None and (not self._ready or not self._executor.running()):
             self.kill()
         elif self._executor is not None:
             try:

@@ -62,9 +62,12 @@ ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", re.M)
 
 
 def exit_reason(cluster: Cluster, name: str) -> str:
-    """The last error a stopped process logged, as `ErrorName: message`."""
+    """How a stopped process ended and the last error it logged: `exit code 1, ErrorName: message`."""
     errors = ERROR_LINE.findall(read_log(cluster.logs_dir / f"{name}.log"))
-    return f"{errors[-1][0]}: {errors[-1][1]}" if errors else "no error in its log"
+    logged = f"{errors[-1][0]}: {errors[-1][1]}" if errors else "no error in its log"
+    process = cluster.procfile_runs.get(name)
+    ended = process.how_it_ended() if process else None
+    return f"{ended}, {logged}" if ended else logged
 
 
 def exited_beats(cluster: Cluster) -> dict[str, str]:

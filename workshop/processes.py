@@ -107,7 +107,12 @@ class ManagedProcess:
         code = process.poll() if process else None
         if code is None:
             return None
-        return f"ended by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        if code >= 0:
+            return f"exit code {code}"
+        try:
+            return f"ended by {signal.Signals(-code).name}"
+        except ValueError:  # a real-time signal has no name
+            return f"ended by signal {-code}"
 
     def _make_executor(self) -> SimpleExecutor:
         """mirakuru's executor for the spec's readiness, spawning as `NewSession` does."""
@@ -186,7 +191,7 @@ class ManagedProcess:
         A process that has ended on its own (a one-shot hook, a crash) is sent nothing: its pid is
         also its process group's id, and once it was reaped both may be another process's, since
         pids are reused (32768 of them on many Linux machines). mirakuru's stop signals the group
-        without looking, and so stopped a beat of another cluster that had been given that pid.
+        without looking, and so could stop a process of another cluster that had been given that pid.
         What it left running is found by mirakuru's mark in their environment, and killed."""
         with self._lock:
             self._stopped = True

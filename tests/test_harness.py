@@ -764,3 +764,24 @@ def test_a_process_that_ended_says_how(tmp_path):
         stopped.send_signal(signal.SIGTERM)
         wait_until(lambda: not failed.running() and not stopped.running(), "both ends", timeout=30)
         assert (failed.how_it_ended(), stopped.how_it_ended()) == ("exit code 3", "ended by SIGTERM")
+
+
+def test_a_cluster_that_ends_kills_its_processes_without_a_graceful_stop(tmp_path):
+    """When a supervisor closes (a check's end, Ctrl-C) nobody is served any more: a graceful
+    stop would only cost time (a uWSGI master notices its workers' end once a second, a Celery
+    worker waits for its tasks). Each process and its group are killed at once; a restart of one
+    process (`Supervisor.stop`) still asks it to stop."""
+    from workshop.processes import ProcessSpec
+
+    script = 'trap "echo asked > $0.asked; exit 0" INT TERM; sleep 60 & echo $! > $0.child; wait'
+    with Supervisor() as supervisor:
+        restarted, closed = (
+            supervisor.start(ProcessSpec(name, ["/bin/sh", "-c", script, name], tmp_path / f"{name}.log", cwd=tmp_path))
+            for name in ("restarted", "closed")
+        )
+        wait_until(lambda: (tmp_path / "closed.child").exists(), "the child", timeout=30)
+        supervisor.stop(restarted)
+    assert (tmp_path / "restarted.asked").exists()
+    assert not (tmp_path / "closed.asked").exists()
+    child = int((tmp_path / "closed.child").read_text())
+    wait_until(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie", "its child", 30)

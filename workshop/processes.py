@@ -39,7 +39,6 @@ class ProcessSpec:
     stop_signal: int = signal.SIGTERM
     timeout: float = 60  # to become ready
     stop_timeout: float = 20  # to exit after its stop signal, before it is killed
-    service: bool = False  # a backing service (Valkey, the CRM): stopped after everything that uses it
     # a command that runs to its end (a preStop hook): started once spawned, however soon it exits
     one_shot: bool = False
 
@@ -206,6 +205,14 @@ class ManagedProcess:
                 self._executor.kill()
         self._close_log()
 
+    def discard(self) -> None:
+        """Kill it and its group at once: what a cluster that ends does with its processes. A
+        graceful stop costs seconds there for nothing: a uWSGI master notices that its workers
+        have stopped about once a second, a Celery worker's warm shutdown waits for its tasks."""
+        with self._lock:
+            self._stopped = True
+        self.kill()
+
     def kill(self, signum: int = signal.SIGKILL) -> None:
         if self._executor is not None:
             self._executor.kill(sig=signum)
@@ -273,19 +280,18 @@ class Supervisor:
             self.processes.remove(process)
 
     def close(self) -> None:
-        """Stop everything, side by side (a uWSGI master takes a second to stop), the
-        backing services last, so that no worker loses its broker while it shuts down."""
+        """Everything goes, side by side: each process is killed with its group (`discard`). A
+        graceful stop here would serve nobody: the cluster is over, its logs stay."""
         from concurrent.futures import ThreadPoolExecutor
 
         with self._lock:
             self.closed = True
             processes, self.processes = list(self.processes), []
-        # a process still starting is stopped too: the thread that waits for it to be ready
-        # then sees it exit, and ends at once
-        for wave in ([p for p in processes if not p.spec.service], [p for p in processes if p.spec.service]):
-            if wave:
-                with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                    list(pool.map(ManagedProcess.stop, wave))
+        # a process still starting goes too: the thread that waits for it to be ready then
+        # sees it exit, and ends at once
+        if processes:
+            with ThreadPoolExecutor(max_workers=len(processes)) as pool:
+                list(pool.map(ManagedProcess.discard, processes))
 
     def __enter__(self) -> "Supervisor":
         return self

@@ -134,7 +134,6 @@ def start_redis(supervisor: Supervisor, run_dir: Path) -> Redis:
             ],
             log_path=run_dir / "logs" / "valkey.log",
             ready_port=port,
-            service=True,
             timeout=30,
         )
     )
@@ -286,7 +285,6 @@ def start_crm(supervisor: Supervisor, run_dir: Path, token_limit: int = 1, windo
             ],
             log_path=run_dir / "logs" / "crm.log",
             ready_url=f"http://127.0.0.1:{port}/healthz",
-            service=True,
             timeout=30,
         )
     )

@@ -14,6 +14,7 @@ import pytest
 
 from workshop.curriculum import all_labs
 from workshop.paths import ROOT
+from workshop.waiting import wait_until
 
 WORKSHOP = [sys.executable, "-m", "workshop.cli"]
 
@@ -173,8 +174,11 @@ def test_start_stops_every_process_on_ctrl_c():
     finally:
         if process.poll() is None:
             process.kill()
-    gone, alive = psutil.wait_procs(started, timeout=1)
-    assert not alive, f"left behind: {[p.pid for p in alive]}"
+    # a zombie has ended: killed with its group, a uWSGI master's workers are left for the
+    # system's init to reap (their master died with them), as after any kill of a group
+    running = lambda: [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # noqa: E731
+    wait_until(lambda: not running(), "every process's end", timeout=10, raise_on_timeout=False)
+    assert not running(), f"left behind: {[p.pid for p in running()]}"
     assert "stopped every process" in process.stdout.read()
 
 

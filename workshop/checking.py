@@ -338,7 +338,9 @@ def try_wrong_fix(lab: Lab, variant: Variant, quiet: bool = True) -> VariantVerd
     named_hint = named.get("hint") if named.get("step") == step.id and named.get("lab", lab.code) == lab.code else None
     problem = ""
     if outcome != "failed":
+        saw = run.saw(step.check_name)
         problem = f"step {step.id!r}'s check should fail in its assertion on this wrong fix, but: {outcome}"
+        problem += f" ({saw})" if saw else ""
     elif not named:
         problem = f"step {step.id!r}'s check failed without naming a hint (no failure() message)"
     elif variant.hint is not None and (named.get("step"), named_hint) != (step.id, variant.hint):

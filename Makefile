@@ -49,12 +49,11 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --port $(JUPYTER_PORT) --ServerApp.root_dir=. $(JUPYTER_ROOT) $(JUPYTER_ARGS) notebooks/00-start-here.ipynb
 
 # Side by side: most cluster tests wait (on beats, restarts, timeouts), so several run at
-# once (6 on 2 cores: the whole suite used 65 % of them with 4, docs/benchmarks.md); the tests
-# marked `cpu` run in two chains, each on one worker, one test after the other
+# once; the tests marked `cpu` run in two chains, each on one worker, one test after the other
 # (tests/conftest.py). TEST_WORKERS=0 runs one at a time,
 # and so does a run against an external Redis, unless WORKSHOP_REDIS_DATABASES names databases
-# the clusters may take one each (4 at a time): every cluster empties the database it uses.
-TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),4,0),6)
+# the clusters may take one each: every cluster empties the database it uses.
+TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),4,0),4)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

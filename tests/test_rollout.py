@@ -596,7 +596,9 @@ def test_a_wrong_fix_whose_graceful_stop_beat_a_late_sigterm_is_tried_again_and_
     try:
         with Rehearsal(lab, files, replicas=1) as rehearsal:
             first = sigterm_trial(rehearsal, 4, SIGTERM_TRIAL_SECONDS[0])
-            assert first.all_ok and first.exited and not first.conclusive, first
+            # (not whether uWSGI has exited by the trial's end: in one fresh-clone run on a busy
+            # machine it still ran 13 s after its late SIGTERM; the property is the retry below)
+            assert first.all_ok and not first.conclusive, first
             result = sigterm_in_flight(rehearsal)
     finally:
         shutil.rmtree(files, ignore_errors=True)

@@ -192,17 +192,17 @@ class ManagedProcess:
         pids are reused (32768 of them on many Linux machines). mirakuru's stop signals the group
         without looking, and so could stop a process of another cluster that had been given that pid.
         What it left running is found by mirakuru's mark in their environment, and killed."""
+        if self._executor is None or not self._ready or not self._executor.running():
+            self.discard()
+            return
         with self._lock:
             self._stopped = True
-        if self._executor is not None and (not self._ready or not self._executor.running()):
-            self.kill()
-        elif self._executor is not None:
-            try:
-                self._executor.stop()
-            except ProcessFinishedWithError:
-                pass  # a non-zero exit on shutdown is not our concern here
-            except ExecutorError:
-                self._executor.kill()
+        try:
+            self._executor.stop()
+        except ProcessFinishedWithError:
+            pass  # a non-zero exit on shutdown is not our concern here
+        except ExecutorError:
+            self._executor.kill()
         self._close_log()
 
     def discard(self) -> None:

@@ -297,7 +297,9 @@ def test_rollouts_notebook_05_shows_the_failures_and_the_fix(monkeypatch):
 
     # the solution: the same rolling update loses nothing; slow requests in flight at shutdown end 200
     solution = summary["solution"]
-    assert solution["requests"] > 0 and solution["failed"] == 0, solution
+    assert solution["requests"] > 0, solution
+    if solution["failed"]:  # whole: pytest would cut a long assertion message short
+        pytest.fail(f"the solution's rolling update failed requests: {json.dumps(solution, indent=1)}")
     assert not any(solution["failures_by_class"].values()), solution
     assert solution["slow_in_flight_at_shutdown_ok"] == solution["slow_in_flight_at_shutdown"], solution
     assert all(rollout["failed"] == 0 and rollout["requests"] > 0 for rollout in solution["rollouts"]), solution

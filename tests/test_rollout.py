@@ -218,6 +218,20 @@ def test_the_summary_counts_failures_by_class():
     assert summary["p50_ms"] == 10.0
 
 
+def test_failed_requests_are_grouped_by_class_pod_and_outcome_beside_the_pods_milestones():
+    timeline = recorded_timeline()
+    assert timeline.failure_groups() == [
+        {"class": "in-flight-at-shutdown", "pod": "a", "outcome": "502", "requests": 1, "first": 9.5, "last": 9.5},
+        {"class": "after-termination", "pod": "a", "outcome": "502", "requests": 1, "first": 10.5, "last": 10.5},
+        {"class": "not-serving-yet", "pod": "b", "outcome": "502", "requests": 1, "first": 11.2, "last": 11.2},
+        {"class": "other", "pod": None, "outcome": "ConnectError", "requests": 1, "first": 11.3, "last": 11.3},
+    ]
+    assert timeline.milestones() == {
+        "a": {"serving": 1.0, "terminating": 10.0, "shutdown": 12.0},
+        "b": {"serving": 12.0, "registered": 11.0},
+    }
+
+
 def test_latencies_and_rollout_windows_run_from_when_requests_were_due():
     """Coordinated omission: a request that waited 2 s for a free sender took 2 s, and it
     belongs to the rollout during which it was due, not the one during which it was sent."""

@@ -148,6 +148,41 @@ class Timeline:
                 found.append(request)
         return found
 
+    def failure_groups(self) -> list[dict]:
+        """The failed requests, grouped by class, pod and what came back, each group with when
+        its first and last request were sent: enough to tell a burst on one pod from a few
+        requests here and there, and to set them beside the pods' milestones."""
+        self.classify()
+        groups: dict[tuple, list[Request]] = {}
+        for request in self.requests:
+            if not request.ok:
+                outcome = str(request.status) if request.error is None else request.error.split(":")[0]
+                groups.setdefault((request.failure, request.pod, outcome), []).append(request)
+        return [
+            {
+                "class": failure,
+                "pod": pod,
+                "outcome": outcome,
+                "requests": len(these),
+                "first": round(min(r.start for r in these), 2),
+                "last": round(max(r.start for r in these), 2),
+            }
+            for (failure, pod, outcome), these in sorted(groups.items(), key=lambda item: min(r.start for r in item[1]))
+        ]
+
+    def milestones(self) -> dict[str, dict[str, float]]:
+        """Each pod's first time of each lifecycle event a failure is set beside, and when it
+        began to stop taking requests (`shutdown`, see shutdown_at)."""
+        wanted = ("created", "serving", "ready", "registered", "terminating", "deregistered", "exited")
+        pods: dict[str, dict[str, float]] = {}
+        for pod in dict.fromkeys(e.pod for e in sorted(self.events, key=lambda e: e.t)):
+            times = {event: t for event in wanted if (t := self.first(pod, event)) is not None}
+            if (shutdown := self.shutdown_at(pod)) is not None:
+                times["shutdown"] = shutdown
+            if times:
+                pods[pod] = times
+        return pods
+
     # -- the summary ------------------------------------------------------------------
     def window(self, index: int | None = None) -> list[Request]:
         """Requests due during one rollout (or during any of them)."""

@@ -101,6 +101,7 @@ class SigtermResult:
     # how long the slow requests still had to run when the stop signal was sent (None: never
     # sent, uWSGI had exited first); below SIGNAL_LEAD_SECONDS they may have ended before it landed
     signal_lead: float | None
+    pod: str = ""  # the pod of the trial: its containers' logs are <pod>-<container>.log
 
     @property
     def all_ok(self) -> bool:
@@ -177,6 +178,7 @@ def sigterm_trial(rehearsal: Rehearsal, requests: int, seconds: float, pod: Pod 
             sequence=", then ".join(steps),
             seconds=seconds,
             signal_lead=round(sent + seconds - stop_signal, 2) if stop_signal is not None else None,
+            pod=pod.name,
         )
     finally:
         pod.gone.set()

@@ -716,6 +716,41 @@ def test_stopping_a_process_that_has_ended_signals_no_process_group(tmp_path, mo
         )
 
 
+def test_a_harness_process_that_ends_leaves_the_processes_of_others_alone_whatever_its_pid(tmp_path):
+    """Every process the harness starts carries mirakuru's mark, `<pid of its starter>:<uuid4>`.
+    A check run, a notebook's kernel or a `workshop` command that ends kills only what it started
+    itself, not the processes of another cluster whose mark merely contains its pid's digits
+    (mirakuru's own exit handler did: pid 1042 killed what pid 10427 had started)."""
+    import subprocess
+    import sys
+
+    from workshop.processes import ProcessSpec
+
+    with Supervisor() as supervisor:
+        ours = supervisor.start(ProcessSpec("ours", ["sleep", "60"], tmp_path / "ours.log"))
+        lookalike = str(os.getpid())[:-1]  # a prefix of our pid: a substring of our mark, not its owner
+        ends = f"import os, workshop.processes; os.getpid = lambda: {lookalike}"
+        subprocess.run([sys.executable, "-c", ends], check=True, timeout=60)
+        time.sleep(0.5)  # a kill would have landed by now: it is sent before the process ends
+        assert ours.running(), f"{ours.name} {ours.how_it_ended()} when a process with pid {lookalike} ended"
+
+
+def test_what_a_harness_process_started_is_killed_when_it_ends(tmp_path):
+    """The exit handler that replaces mirakuru's still does its job: a process started outside any
+    cluster (nothing closes it) goes when the Python that started it ends."""
+    import subprocess
+    import sys
+
+    starts = (
+        "from pathlib import Path; from workshop.processes import ManagedProcess, ProcessSpec; "
+        f"print(ManagedProcess(ProcessSpec('left', ['sleep', '60'], Path({str(tmp_path / 'left.log')!r}))).start().pid)"
+    )
+    left = int(subprocess.run([sys.executable, "-c", starts], capture_output=True, text=True, timeout=60).stdout)
+    wait_until(
+        lambda: not psutil.pid_exists(left) or psutil.Process(left).status() == "zombie", "the leftover", timeout=30
+    )
+
+
 NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")  # Linux: the pid handed out last (root may set it)
 
 

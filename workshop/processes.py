@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -14,6 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mirakuru.base
 import psutil
 from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
@@ -304,6 +306,25 @@ class Supervisor:
 def _close_all_supervisors() -> None:
     for supervisor in list(_live_supervisors):
         supervisor.close()
+
+
+# mirakuru 3.1.0 registers an exit handler in every process that imports it: it SIGKILLs each
+# process whose mark (`mirakuru_uuid=<pid>:<uuid4>`, set by every executor in the environment of
+# what it starts) *contains* the exiting process's pid as a substring. So a harness process (a
+# check run, a notebook's kernel, a `workshop` command) whose pid is 2345 killed, as it ended, the
+# processes of any other cluster whose mark holds "2345": started by pid 12345 or 23451, or a uuid
+# with those four digits in it, one chance in a few hundred per cluster. The same, exact: only
+# what this process started.
+atexit.unregister(mirakuru.base.cleanup_subprocesses)
+
+
+@atexit.register
+def _kill_what_this_process_left() -> None:
+    mine = f"{os.getpid()}:"
+    for process in psutil.process_iter(["environ"]):
+        if ((process.info.get("environ") or {}).get(mirakuru.base.ENV_UUID) or "").startswith(mine):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
 
 
 def raise_keyboard_interrupt_on_sigterm() -> None:

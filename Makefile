@@ -53,7 +53,7 @@ lab: $(STAMP)
 # (tests/conftest.py). TEST_WORKERS=0 runs one at a time,
 # and so does a run against an external Redis, unless WORKSHOP_REDIS_DATABASES names databases
 # the clusters may take one each: every cluster empties the database it uses.
-TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),4,0),4)
+TEST_WORKERS ?= $(if $(REDIS_URL),$(if $(WORKSHOP_REDIS_DATABASES),5,0),5)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

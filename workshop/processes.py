@@ -313,8 +313,8 @@ def _close_all_supervisors() -> None:
 # what it starts) *contains* the exiting process's pid as a substring. So a harness process (a
 # check run, a notebook's kernel, a `workshop` command) whose pid is 2345 killed, as it ended, the
 # processes of any other cluster whose mark holds "2345": started by pid 12345 or 23451, or a uuid
-# with those four digits in it, one chance in a few hundred per cluster. The same, exact: only
-# what this process started.
+# with those digits in it. Rare for one exit, but a test suite ends hundreds of them beside tens
+# of live clusters. The same, exact: only what this process started.
 atexit.unregister(mirakuru.base.cleanup_subprocesses)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from process_support import has_ended
 
 from workshop.curriculum import all_labs
 from workshop.paths import ROOT
@@ -176,7 +177,7 @@ def test_start_stops_every_process_on_ctrl_c():
             process.kill()
     # a zombie has ended: killed with its group, a uWSGI master's workers are left for the
     # system's init to reap (their master died with them), as after any kill of a group
-    running = lambda: [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # noqa: E731
+    running = lambda: [p for p in started if not has_ended(p)]  # noqa: E731
     wait_until(lambda: not running(), "every process's end", timeout=10, raise_on_timeout=False)
     assert not running(), f"left behind: {[p.pid for p in running()]}"
     assert "stopped every process" in process.stdout.read()
@@ -238,7 +239,7 @@ def test_ctrl_c_during_a_check_stops_the_cluster(tmp_path, lab, clusters):
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    leftovers = [p for p in _session_processes(marker) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    leftovers = [p for p in _session_processes(marker) if not has_ended(p)]
     described = [" ".join(p.cmdline())[:100] for p in leftovers]
     for leftover in leftovers:  # a failing run must not leave them behind either
         leftover.kill()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from process_support import has_ended
 
 from workshop.curriculum import UnknownLab, find_lab, load_lab
 from workshop.curriculum_lint import lint
@@ -569,8 +570,6 @@ def test_a_check_run_that_does_not_stop_is_killed_with_every_process_it_started(
     import subprocess
     import sys
 
-    import psutil
-
     from workshop.checking import STACKS_FILE, _let_them_stop
 
     run = subprocess.Popen(
@@ -582,13 +581,8 @@ def test_a_check_run_that_does_not_stop_is_killed_with_every_process_it_started(
     assert _returned_within(60, lambda: _let_them_stop([(run, tmp_path)], grace=1)), "it waited longer than its grace"
     assert run.poll() == (-signal.SIGKILL if dump == "dump" else -signal.SIGUSR1)
 
-    def gone() -> bool:  # SIGKILL takes effect in its own time; a zombie is gone, whoever reaps it
-        try:
-            return service.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    assert wait_until(gone, "the run's service to be killed", 30, raise_on_timeout=False)
+    # SIGKILL takes effect in its own time
+    assert wait_until(lambda: has_ended(service), "the run's service to be killed", 30, raise_on_timeout=False)
     said = capsys.readouterr().err
     assert f"pid {run.pid}) had not stopped 1 s after" in said and "what it had started (1 still running)" in said
     assert ("stuck_in_its_teardown" if dump == "dump" else "(nothing recorded)") in said
@@ -711,9 +705,7 @@ def test_stopping_a_process_that_has_ended_signals_no_process_group(tmp_path, mo
         left = int((tmp_path / "left.pid").read_text())
         supervisor.stop(hook)
         assert pid not in signalled
-        wait_until(
-            lambda: not psutil.pid_exists(left) or psutil.Process(left).status() == "zombie", "the leftover", timeout=30
-        )
+        wait_until(lambda: has_ended(left), "the leftover", timeout=30)
 
 
 def test_a_harness_process_that_ends_leaves_the_processes_of_others_alone_whatever_its_pid(tmp_path):
@@ -746,9 +738,7 @@ def test_what_a_harness_process_started_is_killed_when_it_ends(tmp_path):
         f"print(ManagedProcess(ProcessSpec('left', ['sleep', '60'], Path({str(tmp_path / 'left.log')!r}))).start().pid)"
     )
     left = int(subprocess.run([sys.executable, "-c", starts], capture_output=True, text=True, timeout=60).stdout)
-    wait_until(
-        lambda: not psutil.pid_exists(left) or psutil.Process(left).status() == "zombie", "the leftover", timeout=30
-    )
+    wait_until(lambda: has_ended(left), "the leftover", timeout=30)
 
 
 NS_LAST_PID = Path("/proc/sys/kernel/ns_last_pid")  # Linux: the pid handed out last (root may set it)
@@ -819,4 +809,4 @@ def test_a_cluster_that_ends_kills_its_processes_without_a_graceful_stop(tmp_pat
     assert (tmp_path / "restarted.asked").exists()
     assert not (tmp_path / "closed.asked").exists()
     child = int((tmp_path / "closed.child").read_text())
-    wait_until(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie", "its child", 30)
+    wait_until(lambda: has_ended(child), "its child", 30)

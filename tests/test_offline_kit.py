@@ -82,7 +82,7 @@ def run(command, cwd, env, timeout):
     return output
 
 
-@pytest.mark.kit
+@pytest.mark.kit(units=2)  # pip builds a wheelhouse, then a venv from it: most of a core for a minute
 @pytest.mark.timeout(2400)
 def test_a_venv_from_the_wheelhouse_alone_verifies_lab_01(tmp_path, request):
     if any((ROOT / "wheelhouse").glob("*.whl")):

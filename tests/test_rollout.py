@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import httpx
 import psutil
 import pytest
+from process_support import has_ended
 
 from workshop.curriculum import find_lab
 from workshop.paths import BIN_DIR, ROOT
@@ -450,11 +451,9 @@ def test_a_rollout_stopped_with_ctrl_c_leaves_no_process_behind():
         """Its command line, or None once it has exited (pods stop and start all through a
         rolling update: a process seen a moment ago may be gone by the next question)."""
         try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                return " ".join(process.cmdline())
+            return None if has_ended(process) else " ".join(process.cmdline())
         except psutil.NoSuchProcess:
-            pass
-        return None
+            return None
 
     def servers() -> list[psutil.Process]:
         for child in me.children(recursive=True):

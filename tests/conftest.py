@@ -33,12 +33,12 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 # Under `make test` (pytest-xdist, N workers) most cluster tests wait: on beats, on restarts,
 # on timeouts. They run side by side, one unit each of the machine's N; a test marked
 # `kit(units=2)` (a pip install of the whole offline kit: most of a core for a minute) takes 2,
-# never more than N - 1, so something else always runs beside it. The tests marked `cpu` (lab 05's rolling updates at 120 requests/s: a third of
-# a core each, but the longest tests of the suite) are shared out between CPU_CHAINS chains
-# (tests/machine_share.py): each chain is one unit of work for pytest-xdist, and its worker runs
-# it from the start of the session, one test after the other, so no more than CPU_CHAINS rolling
-# updates ever run at once, while the other workers run the rest. Tests that start no process
-# take no unit.
+# never more than N - 1, so something else always runs beside it. The tests marked `cpu`
+# (lab 05's rolling updates at 120 requests/s: a third of a core each, but the longest tests of
+# the suite) are shared out between CPU_CHAINS chains (tests/machine_share.py): each chain is
+# one unit of work for pytest-xdist, and its worker runs it from the start of the session, one
+# test after the other, so no more than CPU_CHAINS rolling updates ever run at once, while the
+# other workers run the rest. Tests that start no process take no unit.
 TIERS = ("kind", "kit", "notebook", "cpu", "cluster")  # the first marker a test has names its tier
 CPU_CHAINS = 2
 COSTLIEST_SHOWN = 12  # in the summary at the end: where a change would save the most

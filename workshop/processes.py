@@ -302,19 +302,14 @@ class Supervisor:
         self.close()
 
 
-@atexit.register
-def _close_all_supervisors() -> None:
-    for supervisor in list(_live_supervisors):
-        supervisor.close()
-
-
 # mirakuru 3.1.0 registers an exit handler in every process that imports it: it SIGKILLs each
 # process whose mark (`mirakuru_uuid=<pid>:<uuid4>`, set by every executor in the environment of
 # what it starts) *contains* the exiting process's pid as a substring. So a harness process (a
 # check run, a notebook's kernel, a `workshop` command) whose pid is 2345 killed, as it ended, the
 # processes of any other cluster whose mark holds "2345": started by pid 12345 or 23451, or a uuid
 # with those digits in it. Rare for one exit, but a test suite ends hundreds of them beside tens
-# of live clusters. The same, exact: only what this process started.
+# of live clusters. The same, exact: only what this process started, after (atexit runs the
+# last registered first) every supervisor has closed its own.
 atexit.unregister(mirakuru.base.cleanup_subprocesses)
 
 
@@ -325,6 +320,12 @@ def _kill_what_this_process_left() -> None:
         if ((process.info.get("environ") or {}).get(mirakuru.base.ENV_UUID) or "").startswith(mine):
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+@atexit.register
+def _close_all_supervisors() -> None:
+    for supervisor in list(_live_supervisors):
+        supervisor.close()
 
 
 def raise_keyboard_interrupt_on_sigterm() -> None:

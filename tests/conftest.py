@@ -177,17 +177,20 @@ def pytest_sessionfinish(session, exitstatus):
 def processes_left_behind(session_marker: str) -> list[tuple[int, str]]:
     import psutil
 
+    from workshop.processes import processes_whose_environment
+
     me = psutil.Process()
     mine = {me.pid, *(parent.pid for parent in me.parents())}
     left = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in processes_whose_environment("WORKSHOP_TEST_SESSION", session_marker.__eq__):
         if process.pid in mine:
             continue
         try:
-            if process.environ().get("WORKSHOP_TEST_SESSION") == session_marker:
-                left.append((process.pid, " ".join(process.info["cmdline"] or [])[:120]))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
+            left.append((process.pid, " ".join(process.cmdline())[:120]))
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # it ended meanwhile
+        except psutil.AccessDenied:
+            left.append((process.pid, "(command line not readable)"))
     return left
 
 

@@ -15,6 +15,7 @@ from process_support import has_ended
 
 from workshop.curriculum import all_labs
 from workshop.paths import ROOT
+from workshop.processes import processes_whose_environment
 from workshop.waiting import wait_until
 
 WORKSHOP = [sys.executable, "-m", "workshop.cli"]
@@ -194,14 +195,7 @@ def test_a_malformed_lab_toml_gets_a_clear_message(workshop_copy):
 
 
 def _session_processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get("WORKSHOP_CTRL_C_TEST") == marker:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return processes_whose_environment("WORKSHOP_CTRL_C_TEST", marker.__eq__)
 
 
 def _runs_with_a_process(state_dir: Path) -> set[Path]:

@@ -625,14 +625,12 @@ def trial_logs(rehearsal, result) -> str:
     """What the trial's pod logged and went through: what a verdict on a timing test needs."""
     from workshop.processes import log_tail
 
-    events = [e for e in rehearsal.events if e.pod == result.pod]
+    pod = next(pod for pod in rehearsal.pods if pod.name == result.pod)
+    events = [e for e in rehearsal.events if e.pod == pod.name]
     return "\n".join(
         [
-            f"events of {result.pod}: " + "; ".join(f"{e.t:.2f} {e.event} {e.detail}".strip() for e in events),
-            *(
-                f"--- {path.name}:\n{log_tail(path, 40)}"
-                for path in sorted(rehearsal.logs_dir.glob(f"{result.pod}-*.log"))
-            ),
+            f"events of {pod.name}: " + "; ".join(f"{e.t:.2f} {e.event} {e.detail}".strip() for e in events),
+            *(f"--- {p.spec.log_path.name}:\n{log_tail(p.spec.log_path, 40)}" for p in pod.processes.values()),
         ]
     )
 

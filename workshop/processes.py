@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +230,18 @@ class ManagedProcess:
             self._log.close()
 
 
+def processes_whose_environment(variable: str, matches: Callable[[str], bool]) -> list[psutil.Process]:
+    """Every process whose environment sets `variable` to a value `matches` accepts: how what a
+    run started is found wherever it went (its own session, an orphan). A process that is not
+    ours to read, or that ends meanwhile, is left out."""
+    found = []
+    for process in psutil.process_iter(["environ"]):
+        value = (process.info.get("environ") or {}).get(variable)
+        if value is not None and matches(value):
+            found.append(process)
+    return found
+
+
 def descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -316,10 +329,9 @@ atexit.unregister(mirakuru.base.cleanup_subprocesses)
 @atexit.register
 def _kill_what_this_process_left() -> None:
     mine = f"{os.getpid()}:"
-    for process in psutil.process_iter(["environ"]):
-        if ((process.info.get("environ") or {}).get(mirakuru.base.ENV_UUID) or "").startswith(mine):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+    for process in processes_whose_environment(mirakuru.base.ENV_UUID, lambda mark: mark.startswith(mine)):
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 @atexit.register

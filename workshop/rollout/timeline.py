@@ -158,7 +158,7 @@ class Timeline:
             if not request.ok:
                 outcome = str(request.status) if request.error is None else request.error.split(":")[0]
                 groups.setdefault((request.failure, request.pod, outcome), []).append(request)
-        return [
+        found = [
             {
                 "class": failure,
                 "pod": pod,
@@ -167,8 +167,9 @@ class Timeline:
                 "first": round(min(r.start for r in these), 2),
                 "last": round(max(r.start for r in these), 2),
             }
-            for (failure, pod, outcome), these in sorted(groups.items(), key=lambda item: min(r.start for r in item[1]))
+            for (failure, pod, outcome), these in groups.items()
         ]
+        return sorted(found, key=lambda group: group["first"])
 
     def milestones(self) -> dict[str, dict[str, float]]:
         """Each pod's first time of each lifecycle event a failure is set beside, and when it

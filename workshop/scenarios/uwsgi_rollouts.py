@@ -101,7 +101,7 @@ class SigtermResult:
     # how long the slow requests still had to run when the stop signal was sent (None: never
     # sent, uWSGI had exited first); below SIGNAL_LEAD_SECONDS they may have ended before it landed
     signal_lead: float | None
-    pod: str = ""  # the pod of the trial: its containers' logs are <pod>-<container>.log
+    pod: str = ""  # the name of the trial's pod (one of rehearsal.pods)
 
     @property
     def all_ok(self) -> bool:
